@@ -1,0 +1,82 @@
+"""Every setting of a LIFT run in one serializable place, with the defaults a no-code user keeps.
+
+The defaults were chosen by measurement on iris with the bundled model on a 2-core CPU
+(docs/iris-defaults.md); change them only with a new measurement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from lift_core.errors import LiftError
+from lift_core.serialize import PromptSpec
+
+
+@dataclass
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 10
+    learning_rate: float = 5e-4
+    batch_size: int = 4
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 = never
+    seed: int = 0
+    bf16_cpu: bool = True  # bf16 autocast on CPU: measured faster on this machine (docs/iris-defaults.md)
+    max_length: int | None = None  # None = the model's context length
+
+
+@dataclass
+class LiftConfig:
+    model: str = "bundled"
+    quantization: str = "auto"
+    trust_remote_code: bool = False
+    prompt: PromptSpec = field(default_factory=PromptSpec)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    predict_mode: str = "score"  # "score" candidate answers, or LIFT's "generate" and parse
+    eval_batch_size: int = 16
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LiftConfig":
+        def build(kind, values):
+            known = {f.name for f in fields(kind)}
+            unknown = set(values) - known
+            if unknown:
+                raise LiftError(f"unknown setting(s) {sorted(unknown)} for {kind.__name__}; known: {sorted(known)}")
+            return kind(**values)
+
+        d = dict(d)
+        prompt = PromptSpec.from_dict(d.pop("prompt", {}) or {})
+        lora = build(LoraSettings, d.pop("lora", {}) or {})
+        train = build(TrainSettings, d.pop("train", {}) or {})
+        return build(cls, {**d, "prompt": prompt, "lora": lora, "train": train})
+
+    def validate(self) -> None:
+        t = self.train
+        checks = [
+            (t.epochs >= 1, "epochs must be at least 1"),
+            (0 < t.learning_rate < 1, "learning rate must be between 0 and 1 (try 5e-4)"),
+            (t.batch_size >= 1, "batch size must be at least 1"),
+            (t.grad_accum >= 1, "gradient accumulation must be at least 1"),
+            (0 <= t.warmup_ratio < 1, "warmup ratio must be in [0, 1)"),
+            (t.early_stopping_patience >= 0, "early-stopping patience must be 0 (off) or more"),
+            (self.lora.r >= 1, "LoRA rank r must be at least 1"),
+            (0 <= self.lora.dropout < 1, "LoRA dropout must be in [0, 1)"),
+            (self.predict_mode in ("score", "generate"), "predict mode must be 'score' or 'generate'"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise LiftError(message)

@@ -1,0 +1,217 @@
+"""LIFT models with scikit-learn's estimator API, so one comparison loop serves LIFT and baselines.
+
+``fit(X, y, eval_set=(X_val, y_val))`` serializes rows, fine-tunes LoRA adapters, keeps the best
+validation epoch; ``predict``/``predict_proba``/``score`` behave like any classifier or regressor.
+An answer that cannot be read is counted in ``n_invalid_`` and replaced by the training majority
+class or mean: it is never dropped from a metric (LIFT's code dropped them).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+from lift_core.config import LiftConfig
+from lift_core.errors import LiftError
+from lift_core.examples import Example, check_fits, encode_answer, encode_prompts, end_ids, training_features
+from lift_core.metrics import classification_metrics, regression_metrics
+from lift_core.models import LoadedModel, load_model
+from lift_core.predict import generate_answers, score_candidates, softmax_rows
+from lift_core.serialize import Serializer, parse_number
+from lift_core.training import TrainResult, attach_lora, train_lora, trainable_parameters
+
+ADAPTER_DIR = "adapter"
+STATE_FILE = "lift.json"
+
+
+def _native(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class _LiftBase(BaseEstimator):
+    task: str = ""
+
+    def __init__(self, config: LiftConfig | None = None, target: str = "y") -> None:
+        self.config = config
+        self.target = target
+
+    # -- fitting -----------------------------------------------------------------------------
+    def _cfg(self) -> LiftConfig:
+        cfg = self.config or LiftConfig()
+        cfg.validate()
+        return cfg
+
+    def _bind(self, features: list[str], classes: list | None) -> None:
+        cfg = self._cfg()
+        self.features_ = features
+        self.serializer_ = Serializer(cfg.prompt, features, self.target, self.task, classes)
+        self.end_ = end_ids(self.lm_.tokenizer, cfg.prompt)
+        if self.task == "classification":
+            self.candidate_ids_ = [encode_answer(self.lm_.tokenizer, a, self.end_) for a in self.serializer_.answers]
+
+    def _prompt_ids(self, X: pd.DataFrame) -> list[list[int]]:
+        missing = [f for f in self.features_ if f not in X.columns]
+        if missing:
+            raise LiftError(f"the table lacks column(s) {missing} that the model was trained on; add them")
+        ids = encode_prompts(self.lm_.tokenizer, self.serializer_.prompts(X))
+        check_fits(ids, self._longest_answer(), self.lm_.context_length, list(X.index))
+        return ids
+
+    def _longest_answer(self) -> int:
+        if self.task == "classification":
+            return max(len(c) for c in self.candidate_ids_)
+        return self._max_new_tokens()
+
+    def _max_new_tokens(self) -> int:
+        return 4 * self._cfg().prompt.answer_digits + 8
+
+    def fit(self, X: pd.DataFrame, y, eval_set: tuple[pd.DataFrame, Any] | None = None,
+            on_event: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None):
+        cfg = self._cfg()
+        y = pd.Series(np.asarray(y))
+        self._set_target_stats(y)
+        self.lm_ = load_model(cfg.model, cfg.quantization, cfg.trust_remote_code)
+        self._bind(list(X.columns), getattr(self, "classes_", None))
+        tok = self.lm_.tokenizer
+        prompts = self._prompt_ids(X)
+        answers = [encode_answer(tok, self.serializer_.answer(v), self.end_) for v in y]
+        examples = [Example(p, a) for p, a in zip(prompts, answers)]
+        self.lm_.model = attach_lora(self.lm_.model, cfg.lora, quantized=self.lm_.quantization != "none")
+        self.n_trainable_ = trainable_parameters(self.lm_.model)
+        validate = None
+        if eval_set is not None and len(eval_set[0]):
+            X_val, y_val = eval_set[0], np.asarray(eval_set[1])
+            val_prompts = self._prompt_ids(X_val)
+            validate = lambda model: self._validate(val_prompts, y_val)  # noqa: E731
+        self.train_result_: TrainResult = train_lora(
+            self.lm_.model, training_features(examples), tok.pad_token_id, cfg.train, self.lm_.device,
+            validate=validate, on_event=on_event, should_stop=should_stop)
+        return self
+
+    def _bf16(self) -> bool:
+        cfg = self._cfg()
+        return self.lm_.device == "cpu" and cfg.train.bf16_cpu
+
+    # -- prediction helpers ------------------------------------------------------------------
+    def _generate(self, prompt_ids, progress=None) -> list[str]:
+        cfg = self._cfg()
+        return generate_answers(self.lm_.model, self.lm_.tokenizer, prompt_ids, self.lm_.tokenizer.pad_token_id,
+                                self.lm_.device, self._max_new_tokens() if self.task == "regression"
+                                else self._longest_answer() + 2, self.end_, cfg.eval_batch_size, self._bf16(),
+                                progress)
+
+    # -- persistence -------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        cfg = self._cfg()
+        return {
+            "task": self.task, "target": self.target, "features": self.features_,
+            "config": cfg.to_dict(), "base_model": cfg.model, **self._target_state(),
+        }
+
+    def save(self, folder: str | Path) -> Path:
+        """The adapter (safetensors) plus lift.json: everything needed to predict again."""
+        folder = Path(folder)
+        self.lm_.model.save_pretrained(folder / ADAPTER_DIR, safe_serialization=True)
+        (folder / STATE_FILE).write_text(json.dumps(self.state(), indent=2, default=_native))
+        return folder
+
+    @staticmethod
+    def load(folder: str | Path) -> "_LiftBase":
+        """Rebuild a fitted model from a folder written by ``save`` (or an unpacked adapter zip)."""
+        from peft import PeftModel
+
+        folder = Path(folder)
+        state = json.loads((folder / STATE_FILE).read_text())
+        cls = LiftClassifier if state["task"] == "classification" else LiftRegressor
+        est = cls(LiftConfig.from_dict(state["config"]), target=state["target"])
+        est._load_target_state(state)
+        cfg = est._cfg()
+        est.lm_ = load_model(cfg.model, cfg.quantization, cfg.trust_remote_code)
+        est.lm_.model = PeftModel.from_pretrained(est.lm_.model, folder / ADAPTER_DIR, is_trainable=False)
+        est._bind(list(state["features"]), getattr(est, "classes_", None))
+        return est
+
+
+class LiftClassifier(ClassifierMixin, _LiftBase):
+    task = "classification"
+
+    def _set_target_stats(self, y: pd.Series) -> None:
+        if y.isna().any():
+            raise LiftError("the target has missing values; drop those rows first")
+        self.classes_ = np.array(sorted(pd.unique(y), key=lambda v: (str(type(v)), v)), dtype=object)
+        counts = y.value_counts()
+        self.majority_ = counts.index[0]
+
+    def _target_state(self) -> dict[str, Any]:
+        return {"classes": [_native(c) for c in self.classes_], "majority": _native(self.majority_),
+                "answers": self.serializer_.answers}
+
+    def _load_target_state(self, state: dict[str, Any]) -> None:
+        self.classes_ = np.array(state["classes"], dtype=object)
+        self.majority_ = state["majority"]
+
+    def _validate(self, prompt_ids, y_val) -> tuple[tuple[float, float], dict[str, float]]:
+        proba = self._proba_from_ids(prompt_ids)
+        pred = self.classes_[proba.argmax(axis=1)]
+        m = classification_metrics(y_val, pred, proba, list(self.classes_), self.n_invalid_)
+        # Accuracy on a small validation set ties often; the log-loss breaks ties toward confidence.
+        return (m["accuracy"], -m["log_loss"]), {"val_accuracy": m["accuracy"], "val_log_loss": m["log_loss"]}
+
+    def _proba_from_ids(self, prompt_ids, progress=None) -> np.ndarray:
+        cfg = self._cfg()
+        if cfg.predict_mode == "generate":
+            texts = self._generate(prompt_ids, progress)
+            picked = [self.serializer_.class_of_answer(t) for t in texts]
+            self.n_invalid_ = sum(p is None for p in picked)
+            index = {c: i for i, c in enumerate(self.classes_)}
+            proba = np.zeros((len(picked), len(self.classes_)))
+            for row, p in enumerate(picked):
+                proba[row, index[self.majority_ if p is None else p]] = 1.0
+            return proba
+        scores = score_candidates(self.lm_.model, prompt_ids, self.candidate_ids_, self.lm_.tokenizer.pad_token_id,
+                                  self.lm_.device, cfg.eval_batch_size, self._bf16(), progress)
+        self.n_invalid_ = 0
+        return softmax_rows(scores)
+
+    def predict_proba(self, X: pd.DataFrame, progress=None) -> np.ndarray:
+        return self._proba_from_ids(self._prompt_ids(X), progress)
+
+    def predict(self, X: pd.DataFrame, progress=None) -> np.ndarray:
+        return self.classes_[self.predict_proba(X, progress).argmax(axis=1)]
+
+
+class LiftRegressor(RegressorMixin, _LiftBase):
+    task = "regression"
+
+    def _set_target_stats(self, y: pd.Series) -> None:
+        try:
+            values = pd.to_numeric(y).astype(float)
+        except (TypeError, ValueError) as exc:
+            raise LiftError("regression needs a numeric target; choose classification for this column") from exc
+        self.y_mean_ = float(values.mean())
+
+    def _target_state(self) -> dict[str, Any]:
+        return {"y_mean": self.y_mean_}
+
+    def _load_target_state(self, state: dict[str, Any]) -> None:
+        self.y_mean_ = float(state["y_mean"])
+
+    def _validate(self, prompt_ids, y_val) -> tuple[tuple[float], dict[str, float]]:
+        pred = self._predict_ids(prompt_ids)
+        m = regression_metrics(np.asarray(y_val, dtype=float), pred, self.n_invalid_)
+        return (-m["rmse"],), {"val_rmse": m["rmse"], "val_invalid_rate": m["invalid_rate"]}
+
+    def _predict_ids(self, prompt_ids, progress=None) -> np.ndarray:
+        texts = self._generate(prompt_ids, progress)
+        values = [parse_number(t) for t in texts]
+        self.n_invalid_ = sum(v is None for v in values)
+        self.last_answers_ = texts
+        return np.array([self.y_mean_ if v is None else v for v in values], dtype=float)
+
+    def predict(self, X: pd.DataFrame, progress=None) -> np.ndarray:
+        return self._predict_ids(self._prompt_ids(X), progress)

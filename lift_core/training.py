@@ -1,0 +1,166 @@
+"""LoRA fine-tuning with the transformers Trainer, validated every epoch, best epoch kept.
+
+The Trainer brings mixed precision, gradient accumulation, schedulers and `accelerate launch`;
+what LIFT needs on top lives in callbacks: a validation metric each epoch (its direction minded:
+LIFT's code kept the worst epoch), the best adapter weights held in memory and restored at the
+end, early stopping, progress events for the run store, and a cooperative cancel.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from lift_core.config import LoraSettings, TrainSettings
+from lift_core.examples import TrainCollator
+
+Event = Callable[[dict[str, Any]], None]
+# model -> (score, metrics); scores are compared with ">" (tuples allowed: tie-breakers), higher is better
+Validate = Callable[[Any], tuple[Any, dict[str, float]]]
+
+
+class _Rows(Dataset):
+    def __init__(self, features: list[dict]) -> None:
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.features[i]
+
+
+def attach_lora(model, lora: LoraSettings, quantized: bool):
+    """Wrap a base model with fresh LoRA adapters (QLoRA preparation when its weights are k-bit)."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if quantized:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=lora.target_modules, task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def trainable_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _adapter_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.named_parameters() if v.requires_grad}
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int | None
+    best_score: Any
+    history: list[dict[str, Any]] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0
+    train_tokens: int = 0
+
+
+def _make_callback(validate: Validate | None, on_event: Event | None, should_stop: Callable[[], bool] | None,
+                   patience: int, collator: TrainCollator, result: TrainResult):
+    from transformers import TrainerCallback
+
+    class LiftCallback(TrainerCallback):
+        """Progress, per-epoch validation with best-epoch memory, early stopping, cancel."""
+
+        def __init__(self) -> None:
+            self.best_state: dict[str, torch.Tensor] | None = None
+            self.bad_epochs = 0
+            self.t0 = time.time()
+            self.last_loss: float | None = None
+
+        def _emit(self, event: dict[str, Any]) -> None:
+            if on_event is not None:
+                on_event(event)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                self.last_loss = float(logs["loss"])
+            return control
+
+        def on_step_end(self, args, state, control, **kwargs):
+            elapsed = time.time() - self.t0
+            done, total = state.global_step, max(state.max_steps, 1)
+            lr = kwargs["lr_scheduler"].get_last_lr()[0] if kwargs.get("lr_scheduler") else None
+            self._emit({
+                "kind": "train", "step": done, "total_steps": total, "epoch": float(state.epoch or 0.0),
+                "loss": self.last_loss, "learning_rate": lr,
+                "tokens_per_s": collator.tokens_seen / elapsed if elapsed > 0 else None,
+                "elapsed_s": elapsed, "eta_s": elapsed / done * (total - done) if done else None,
+            })
+            if should_stop is not None and should_stop():
+                result.cancelled = True
+                control.should_training_stop = True
+            return control
+
+        def on_epoch_end(self, args, state, control, model=None, **kwargs):
+            if result.cancelled or validate is None:
+                return control
+            epoch = int(round(state.epoch or 0))
+            score, metrics = validate(model)
+            train_loss = self.last_loss
+            record = {"epoch": epoch, "score": score, "train_loss": train_loss, **metrics}
+            result.history.append(record)
+            improved = result.best_score is None or score > result.best_score
+            if improved:
+                result.best_score, result.best_epoch = score, epoch
+                self.best_state = _adapter_state(model)
+                self.bad_epochs = 0
+            else:
+                self.bad_epochs += 1
+            self._emit({"kind": "eval", "step": state.global_step, "epoch": epoch, "best_epoch": result.best_epoch,
+                        "improved": improved, **{k: v for k, v in record.items() if k != "epoch"}})
+            if patience and self.bad_epochs >= patience:
+                control.should_training_stop = True
+            return control
+
+    return LiftCallback()
+
+
+def train_lora(model, train_features: list[dict], pad_id: int, settings: TrainSettings, device: str,
+               validate: Validate | None = None, on_event: Event | None = None,
+               should_stop: Callable[[], bool] | None = None) -> TrainResult:
+    """Fine-tune the LoRA parameters of ``model`` in place; on return it holds the best epoch's weights."""
+    from transformers import Trainer, TrainingArguments, set_seed
+
+    set_seed(settings.seed)
+    collator = TrainCollator(pad_id)
+    result = TrainResult(best_epoch=None, best_score=None)
+    callback = _make_callback(validate, on_event, should_stop, settings.early_stopping_patience, collator, result)
+    cuda = device == "cuda"
+    bf16 = (cuda and torch.cuda.is_bf16_supported()) or (not cuda and settings.bf16_cpu)
+    with tempfile.TemporaryDirectory(prefix="lift-trainer-") as out:
+        args = TrainingArguments(
+            output_dir=out, per_device_train_batch_size=settings.batch_size,
+            gradient_accumulation_steps=settings.grad_accum, num_train_epochs=settings.epochs,
+            learning_rate=settings.learning_rate, warmup_steps=settings.warmup_ratio,
+            weight_decay=settings.weight_decay, lr_scheduler_type="linear", seed=settings.seed,
+            data_seed=settings.seed, logging_steps=1, save_strategy="no", eval_strategy="no",
+            report_to="none", disable_tqdm=True, use_cpu=not cuda, bf16=bf16,
+            remove_unused_columns=False, dataloader_num_workers=0,
+        )
+        trainer = Trainer(model=model, args=args, train_dataset=_Rows(train_features), data_collator=collator,
+                          callbacks=[callback])
+        t0 = time.time()
+        trainer.train()
+        result.seconds = time.time() - t0
+    result.train_tokens = collator.tokens_seen
+    if callback.best_state is not None:
+        with torch.no_grad():
+            params = dict(model.named_parameters())
+            for name, value in callback.best_state.items():
+                params[name].copy_(value.to(params[name].device))
+    return result
+
+
+def steps_per_epoch(n_rows: int, settings: TrainSettings) -> int:
+    return math.ceil(math.ceil(n_rows / settings.batch_size) / settings.grad_accum)
