@@ -25,7 +25,6 @@ from lift_core.predict import generate_answers, score_candidates, softmax_rows
 from lift_core.serialize import Serializer, parse_number
 from lift_core.training import TrainResult, attach_lora, train_lora, trainable_parameters
 
-ADAPTER_DIR = "adapter"
 STATE_FILE = "lift.json"
 
 
@@ -114,15 +113,15 @@ class _LiftBase(BaseEstimator):
         }
 
     def save(self, folder: str | Path) -> Path:
-        """The adapter (safetensors) plus lift.json: everything needed to predict again."""
+        """One folder: the peft adapter (safetensors) plus lift.json, all needed to predict again."""
         folder = Path(folder)
-        self.lm_.model.save_pretrained(folder / ADAPTER_DIR, safe_serialization=True)
+        self.lm_.model.save_pretrained(folder, safe_serialization=True)
         (folder / STATE_FILE).write_text(json.dumps(self.state(), indent=2, default=_native))
         return folder
 
     @staticmethod
     def load(folder: str | Path) -> "_LiftBase":
-        """Rebuild a fitted model from a folder written by ``save`` (or an unpacked adapter zip)."""
+        """Rebuild a fitted model from a folder written by ``save`` (an unpacked zip's ``adapter/``)."""
         from peft import PeftModel
 
         folder = Path(folder)
@@ -132,7 +131,7 @@ class _LiftBase(BaseEstimator):
         est._load_target_state(state)
         cfg = est._cfg()
         est.lm_ = load_model(cfg.model, cfg.quantization, cfg.trust_remote_code)
-        est.lm_.model = PeftModel.from_pretrained(est.lm_.model, folder / ADAPTER_DIR, is_trainable=False)
+        est.lm_.model = PeftModel.from_pretrained(est.lm_.model, folder, is_trainable=False)
         est._bind(list(state["features"]), getattr(est, "classes_", None))
         return est
 
@@ -210,8 +209,25 @@ class LiftRegressor(RegressorMixin, _LiftBase):
         texts = self._generate(prompt_ids, progress)
         values = [parse_number(t) for t in texts]
         self.n_invalid_ = sum(v is None for v in values)
-        self.last_answers_ = texts
+        self.parsed_ = values
         return np.array([self.y_mean_ if v is None else v for v in values], dtype=float)
 
     def predict(self, X: pd.DataFrame, progress=None) -> np.ndarray:
         return self._predict_ids(self._prompt_ids(X), progress)
+
+
+load_estimator = _LiftBase.load
+
+
+def predictions_table(est: _LiftBase, frame: pd.DataFrame) -> pd.DataFrame:
+    """The input rows with the prediction (and, for classification, a probability per class)."""
+    out = frame.copy()
+    if est.task == "classification":
+        proba = est.predict_proba(frame)
+        out[f"{est.target} (predicted)"] = est.classes_[proba.argmax(axis=1)]
+        for i, c in enumerate(est.classes_):
+            out[f"P({c})"] = proba[:, i]
+    else:
+        out[f"{est.target} (predicted)"] = est.predict(frame)
+        out["answer valid"] = [a is not None for a in est.parsed_]
+    return out

@@ -175,6 +175,26 @@ def context_length(model, tokenizer) -> int:
     return int(limit) if isinstance(limit, int) and 0 < limit < 10**7 else 2048
 
 
+def config_context_length(ref: str, tokenizer, trust_remote_code: bool = False) -> int:
+    """The context length from the model's config alone, without loading its weights."""
+    if ref == TINY:
+        return context_length(_tiny_model(), tokenizer)
+    from transformers import AutoConfig
+
+    source = bundled_folder() if ref == BUNDLED else ref
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # noqa: BLE001
+        raise LiftError(_load_failure(ref, exc)) from exc
+
+    class _Shell:  # context_length only reads .config
+        pass
+
+    shell = _Shell()
+    shell.config = config
+    return context_length(shell, tokenizer)
+
+
 def load_model(ref: str = BUNDLED, quantization: str = "auto", trust_remote_code: bool = False) -> LoadedModel:
     """Load a base model for training or prediction on the best device at hand."""
     cuda = cuda_available()

@@ -130,7 +130,7 @@ def train_lora(model, train_features: list[dict], pad_id: int, settings: TrainSe
                validate: Validate | None = None, on_event: Event | None = None,
                should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Fine-tune the LoRA parameters of ``model`` in place; on return it holds the best epoch's weights."""
-    from transformers import Trainer, TrainingArguments, set_seed
+    from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
     set_seed(settings.seed)
     collator = TrainCollator(pad_id)
@@ -150,6 +150,7 @@ def train_lora(model, train_features: list[dict], pad_id: int, settings: TrainSe
         )
         trainer = Trainer(model=model, args=args, train_dataset=_Rows(train_features), data_collator=collator,
                           callbacks=[callback])
+        trainer.remove_callback(PrinterCallback)  # progress goes to our events, not to stdout
         t0 = time.time()
         trainer.train()
         result.seconds = time.time() - t0

@@ -1,0 +1,5 @@
+import sys
+
+from lift_core.cli import main
+
+sys.exit(main())

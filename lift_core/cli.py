@@ -1,0 +1,215 @@
+"""``python -m lift_core``: the same core the app uses, from a terminal.
+
+Bad input exits with status 2 and one line ``error: <what is wrong and how to fix it>``; only a
+bug in LIFT Studio itself prints a traceback (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from lift_core.errors import LiftError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lift_core", description="LIFT Studio: fine-tune a language model on a table.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("datasets", help="list the built-in data sets")
+
+    r = sub.add_parser("run", help="fine-tune LIFT, evaluate it and every baseline on the same split")
+    r.add_argument("--data", required=True, help="a built-in data set name or a table file (csv, tsv, xlsx, parquet, jsonl)")
+    r.add_argument("--target", help="the column to predict (default: the data set's own, or a file's last column)")
+    r.add_argument("--task", choices=["classification", "regression"], help="override the inferred task")
+    r.add_argument("--features", help="comma-separated feature columns (default: all but the target)")
+    r.add_argument("--missing", choices=["word", "drop"], default="word",
+                   help="missing feature values: written as the word 'missing' (default) or their rows dropped")
+    r.add_argument("--model", default="bundled", help="bundled | tiny | a hub id | a local model folder")
+    r.add_argument("--template", help="lift_names (default) | lift | text | list | a custom text with {column} placeholders")
+    r.add_argument("--question", help="the question that ends every prompt")
+    r.add_argument("--precision", type=int, help="decimals for real-valued features")
+    r.add_argument("--verbalizer", help='JSON object mapping class values to answer texts, e.g. \'{"0": "no", "1": "yes"}\'')
+    r.add_argument("--epochs", type=int)
+    r.add_argument("--lr", type=float, help="learning rate")
+    r.add_argument("--batch-size", type=int)
+    r.add_argument("--lora-r", type=int)
+    r.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement (0 = off)")
+    r.add_argument("--quantization", choices=["auto", "4bit", "8bit", "none"], help="auto = 4-bit on CUDA, none on CPU")
+    r.add_argument("--predict-mode", choices=["score", "generate"], help="classification: score candidates (default) or generate and parse")
+    r.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own Python code to run")
+    r.add_argument("--no-baselines", action="store_true", help="skip the classic ML baselines")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", type=Path, help="also copy metrics.json, adapter.zip and test predictions here")
+
+    pr = sub.add_parser("predict", help="predict new rows with an adapter zip")
+    pr.add_argument("--adapter", required=True, type=Path)
+    pr.add_argument("--data", required=True, type=Path)
+    pr.add_argument("--out", required=True, type=Path)
+
+    sub.add_parser("runs", help="list the runs in the workspace")
+    return p
+
+
+def _request(args: argparse.Namespace):
+    from lift_core.config import LiftConfig
+    from lift_core.experiment import RunRequest
+
+    cfg = LiftConfig(model=args.model)
+    if args.quantization:
+        cfg.quantization = args.quantization
+    if args.predict_mode:
+        cfg.predict_mode = args.predict_mode
+    cfg.trust_remote_code = args.trust_remote_code
+    prompt = cfg.prompt.to_dict()
+    if args.template:
+        prompt["template"] = args.template
+    if args.question:
+        prompt["question"] = args.question
+    if args.precision is not None:
+        prompt["precision"] = args.precision
+    if args.verbalizer:
+        try:
+            verbalizer = json.loads(args.verbalizer)
+        except json.JSONDecodeError as exc:
+            raise LiftError(f"--verbalizer is not valid JSON ({exc.msg}); write it like '{{\"0\": \"no\"}}'") from exc
+        if not isinstance(verbalizer, dict):
+            raise LiftError("--verbalizer must be a JSON object mapping class values to answer texts")
+        prompt["verbalizer"] = {str(k): str(v) for k, v in verbalizer.items()}
+    cfg = LiftConfig.from_dict({**cfg.to_dict(), "prompt": prompt})
+    for attr, value in (("epochs", args.epochs), ("learning_rate", args.lr), ("batch_size", args.batch_size),
+                        ("early_stopping_patience", args.patience)):
+        if value is not None:
+            setattr(cfg.train, attr, value)
+    cfg.train.seed = args.seed
+    if args.lora_r is not None:
+        cfg.lora.r, cfg.lora.alpha = args.lora_r, 2 * args.lora_r
+    cfg.validate()
+    features = [f.strip() for f in args.features.split(",") if f.strip()] if args.features else None
+    return RunRequest(data=args.data, target=args.target, task=args.task, features=features,
+                      missing=args.missing, seed=args.seed, baselines=not args.no_baselines, lift=cfg)
+
+
+class _Bar:
+    """A tqdm progress bar fed by training events."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def __call__(self, event: dict) -> None:
+        from tqdm import tqdm
+
+        if event["kind"] == "train":
+            if self.bar is None:
+                self.bar = tqdm(total=event["total_steps"], desc="training", unit="step", file=sys.stderr)
+            self.bar.n = event["step"]
+            loss = event.get("loss")
+            self.bar.set_postfix(epoch=f"{event['epoch']:.1f}", loss=f"{loss:.3f}" if loss is not None else "-")
+            self.bar.refresh()
+        elif event["kind"] == "eval" and self.bar is not None:
+            shown = {k: round(v, 4) for k, v in event.items() if k.startswith("val_")}
+            self.bar.write(f"epoch {event['epoch']}: {shown}{'  (best so far)' if event.get('improved') else ''}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def results_table(doc: dict) -> str:
+    from lift_core.baselines import BASELINE_LABELS
+
+    task = doc["task"]
+    cols = ["accuracy", "macro_f1", "roc_auc", "log_loss"] if task == "classification" else ["rmse", "mae", "r2", "rae", "rae_filtered"]
+    cols.append("invalid_rate")
+    lines = [f"{'model':<24}" + "".join(f"{c:>13}" for c in cols)]
+    for name, m in doc["models"].items():
+        label = "LIFT" if name == "lift" else BASELINE_LABELS.get(name, name)
+        if "error" in m or "skipped" in m:
+            lines.append(f"{label:<24}  {'error: ' + m['error'] if 'error' in m else 'skipped: ' + m['skipped']}")
+            continue
+        cells = "".join(f"{m[c]:>13.4f}" if isinstance(m.get(c), (int, float)) and m.get(c) is not None else f"{'-':>13}" for c in cols)
+        lines.append(f"{label:<24}{cells}")
+    return "\n".join(lines)
+
+
+def _cmd_datasets() -> None:
+    from lift_core.builtin import BUILTIN
+
+    for name, description in BUILTIN.items():
+        print(f"{name:<16} {description}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from lift_core.experiment import check_request, run_and_record
+    from lift_core.store import RunStore
+
+    request = _request(args)
+    check_request(request)  # bad input fails here, before a run is recorded or a model loaded
+    store = RunStore()
+    run_id = store.create_run(request.to_dict(), name=f"{request.data} · {request.lift.model}",
+                              dataset=request.data, model=request.lift.model, method="lift")
+    bar = _Bar()
+    try:
+        doc = run_and_record(request, store, run_id, out=args.out, say=lambda s: print(s, file=sys.stderr),
+                             on_event=bar)
+    finally:
+        bar.close()
+    if doc is None:
+        print(f"run {run_id} was cancelled", file=sys.stderr)
+        return 3
+    print(results_table(doc))
+    print(f"\nrun {run_id}: files in {store.run_dir(run_id)}" + (f" and {args.out}" if args.out else ""))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from lift_core.bundle import read_bundle
+    from lift_core.data import read_table
+    from lift_core.estimator import load_estimator, predictions_table
+
+    frame = read_table(args.data)
+    with tempfile.TemporaryDirectory(prefix="lift-adapter-") as tmp:
+        if not args.adapter.exists():
+            raise LiftError(f"no such adapter file: {args.adapter}; give the adapter.zip a run wrote")
+        read_bundle(args.adapter, Path(tmp))
+        est = load_estimator(Path(tmp) / "adapter")
+        out = predictions_table(est, frame)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(args.out, index=False)
+    print(f"wrote {len(out)} predictions to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_runs() -> None:
+    from lift_core.store import RunStore
+
+    for run in RunStore().list_runs():
+        print(f"{run['id']}  {run['status']:<10} {run.get('dataset') or '-':<16} {run.get('model') or '-'}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        if args.command == "datasets":
+            _cmd_datasets()
+            return 0
+        if args.command == "runs":
+            _cmd_runs()
+            return 0
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "predict":
+            return _cmd_predict(args)
+    except LiftError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 1

@@ -1,0 +1,264 @@
+"""One LIFT run end to end: data → split → fine-tune → evaluate LIFT and every baseline → files.
+
+The command line calls ``run_experiment`` in-process; the app's worker process calls it too, so
+every run, wherever it was started, lands in the same run store with the same files:
+``metrics.json`` and ``adapter.zip`` in the run's folder (and in ``--out`` when given).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from lift_core.baselines import evaluate, run_baselines
+from lift_core.builtin import BUILTIN, load_builtin
+from lift_core.bundle import write_bundle
+from lift_core.config import LiftConfig
+from lift_core.data import Prepared, Split, make_split, prepare, read_table
+from lift_core.errors import LiftError
+from lift_core.examples import check_fits
+from lift_core.estimator import LiftClassifier, LiftRegressor
+from lift_core.store import RunStore
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class RunRequest:
+    """What to run: the table, how to read it, and the LIFT settings."""
+
+    data: str
+    target: str | None = None
+    task: str | None = None
+    features: list[str] | None = None
+    missing: str = "word"
+    seed: int = 0
+    baselines: bool = True
+    lift: LiftConfig = field(default_factory=LiftConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lift"] = self.lift.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunRequest":
+        d = dict(d)
+        lift = LiftConfig.from_dict(d.pop("lift", {}) or {})
+        return cls(**d, lift=lift)
+
+
+@dataclass
+class LoadedTable:
+    prepared: Prepared
+    split: Split
+    name: str
+
+
+def load_table(request: RunRequest) -> LoadedTable:
+    """Read, check and split the table a request names (a built-in name or a file path)."""
+    fixed = None
+    if request.data in BUILTIN:
+        builtin = load_builtin(request.data, seed=request.seed)
+        frame, fixed = builtin.frame, builtin.fixed_sizes
+        target = request.target or builtin.target
+        task = request.task or builtin.task
+        name = request.data
+    else:
+        path = Path(request.data)
+        if not path.exists() and not path.suffix:
+            raise LiftError(f"no built-in data set or file named {request.data!r}; built-in ones: "
+                            f"{', '.join(BUILTIN)} (python -m lift_core datasets lists them)")
+        frame = read_table(path)
+        target = request.target or str(frame.columns[-1])
+        task = request.task
+        name = path.name
+    prepared = prepare(frame, target, task=task, features=request.features, missing=request.missing)
+    if fixed is not None and len(prepared.frame) != sum(fixed):
+        fixed = None  # rows were dropped: the fixed blocks no longer line up, so draw the split
+    return LoadedTable(prepared, make_split(prepared, seed=request.seed, fixed_sizes=fixed), name)
+
+
+def prompt_lengths(table: LoadedTable, config: LiftConfig) -> tuple[list[int], int, int]:
+    """Token counts of every row's prompt, the longest answer, and the model's context length.
+
+    Needs only the tokenizer and the model's config, so the Prompts page and the command line
+    can refuse an over-long table before any weights are loaded.
+    """
+    from lift_core.examples import encode_answer, encode_prompts, end_ids
+    from lift_core.models import config_context_length, load_tokenizer
+    from lift_core.serialize import Serializer
+
+    p = table.prepared
+    tok = load_tokenizer(config.model, config.trust_remote_code)
+    ser = Serializer(config.prompt, p.features, p.target, p.task, p.classes)
+    end = end_ids(tok, config.prompt)
+    lengths = [len(ids) for ids in encode_prompts(tok, ser.prompts(p.frame))]
+    if p.task == "classification":
+        longest = max(len(encode_answer(tok, a, end)) for a in ser.answers)
+    else:
+        longest = max(len(encode_answer(tok, ser.answer(v), end)) for v in p.frame[p.target])
+    return lengths, longest, config_context_length(config.model, tok, config.trust_remote_code)
+
+
+def check_request(request: RunRequest) -> LoadedTable:
+    """Everything about a request that can be wrong, checked before a run is recorded."""
+    request.lift.validate()
+    table = load_table(request)
+    lengths, longest, context = prompt_lengths(table, request.lift)
+    check_fits([[0] * n for n in lengths], longest, context, list(table.prepared.frame.index))
+    return table
+
+
+def _parts(table: LoadedTable):
+    p, s = table.prepared, table.split
+    X, y = p.frame[p.features], p.frame[p.target]
+    return ((X.iloc[s.train], y.iloc[s.train].to_numpy()), (X.iloc[s.val], y.iloc[s.val].to_numpy()),
+            (X.iloc[s.test], y.iloc[s.test].to_numpy()))
+
+
+def make_estimator(task: str, config: LiftConfig, target: str):
+    cls = LiftClassifier if task == "classification" else LiftRegressor
+    return cls(config, target=target)
+
+
+def model_card(manifest: dict[str, Any]) -> str:
+    m = manifest
+    metric_lines = "\n".join(f"- {k}: {v:.4g}" for k, v in m["metrics"].items() if isinstance(v, (int, float)))
+    return (
+        f"# LIFT adapter: {m['target']} from {m['dataset']}\n\n"
+        f"A LoRA adapter for `{m['base_model']}` fine-tuned with LIFT Studio (Language-Interfaced "
+        f"Fine-Tuning) to predict `{m['target']}` ({m['task']}) from {len(m['features'])} feature(s).\n\n"
+        f"Prompt template: `{m['prompt']['template']}`. Trained on {m['n_train']} rows, "
+        f"best validation epoch {m.get('best_epoch')}.\n\n## Test metrics\n{metric_lines}\n\n"
+        "## Use\n`python -m lift_core predict --adapter adapter.zip --data new.csv --out predictions.csv`\n"
+    )
+
+
+def export_adapter(estimator, path: Path, table: LoadedTable, metrics: dict[str, Any], scratch: Path) -> Path:
+    """Write the adapter zip: safetensors adapter, lift.json, and a manifest for people and tools."""
+    folder = estimator.save(scratch)
+    p = table.prepared
+    manifest = {
+        **estimator.state(),
+        "dataset": table.name,
+        "feature_schema": {f: str(p.frame[f].dtype) for f in p.features},
+        "prompt": estimator.config.prompt.to_dict() if estimator.config else {},
+        "metrics": metrics,
+        "n_train": int(len(table.split.train)),
+        "best_epoch": estimator.train_result_.best_epoch,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return write_bundle(path, folder, manifest, model_card(manifest))
+
+
+def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path | None = None,
+                   say: Say = print, on_event: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Train and evaluate; record everything in the store; return the metrics document."""
+    started = time.time()
+    run_dir = store.run_dir(run_id)
+
+    def event(e: dict) -> None:
+        data = {k: v for k, v in e.items() if k not in ("kind", "step", "epoch")}
+        store.add_event(run_id, e["kind"], step=e.get("step"), epoch=e.get("epoch"), **data)
+        if on_event is not None:
+            on_event(e)
+
+    def log(line: str) -> None:
+        store.log(run_id, line)
+        say(line)
+
+    table = load_table(request)
+    p = table.prepared
+    for w in list(p.report.get("warnings", [])) + list(table.split.warnings):
+        log(f"warning: {w}")
+    (X_tr, y_tr), (X_val, y_val), (X_te, y_te) = _parts(table)
+    log(f"{table.name}: {p.task}, target {p.target!r}, {len(p.features)} features; "
+        f"{len(X_tr)} train / {len(X_val)} validation / {len(X_te)} test rows (seed {request.seed})")
+    classes = list(p.classes) if p.classes is not None else None
+
+    est = make_estimator(p.task, request.lift, p.target)
+    log(f"LIFT: fine-tuning {request.lift.model} ...")
+    lift = evaluate(est, X_tr, y_tr, X_te, y_te, p.task, classes,
+                    fit_params={"eval_set": (X_val, y_val), "on_event": event,
+                                "should_stop": lambda: store.cancel_requested(run_id)})
+    result = est.train_result_
+    if result.cancelled:
+        raise RunCancelled()
+    lift_metrics = {**lift["metrics"], "trainable_parameters": int(est.n_trainable_),
+                    "best_epoch": result.best_epoch, "train_seconds": result.seconds,
+                    "tokens_per_s": result.train_tokens / result.seconds if result.seconds else None,
+                    "device": est.lm_.device, "quantization": est.lm_.quantization}
+    models: dict[str, Any] = {"lift": lift_metrics}
+    if request.baselines:
+        log("baselines: fitting on the same training rows ...")
+        for name, res in run_baselines(p.task, p.frame, p.features, p.target, table.split.train,
+                                       table.split.test, request.seed, progress=None).items():
+            models[name] = res.get("metrics") or {k: v for k, v in res.items() if k in ("error", "skipped")}
+
+    doc = {
+        "task": p.task, "dataset": table.name, "target": p.target, "seed": request.seed,
+        "classes": classes, "n_train": int(len(X_tr)), "n_val": int(len(X_val)), "n_test": int(len(X_te)),
+        "models": models, "history": result.history,
+        "machine": f"{platform.machine()} {platform.system()}, {est.lm_.device}",
+        "seconds": time.time() - started,
+    }
+    metrics_path = run_dir / "metrics.json"
+    metrics_path.write_text(json.dumps(doc, indent=2, default=_json_default))
+    preds = X_te.copy()
+    preds[f"{p.target} (true)"] = y_te
+    preds[f"{p.target} (LIFT)"] = lift["pred"]
+    if lift["proba"] is not None:
+        for i, c in enumerate(classes or []):
+            preds[f"P({c})"] = lift["proba"][:, i]
+    preds.to_csv(run_dir / "test_predictions.csv", index=False)
+    zip_path = export_adapter(est, run_dir / "adapter.zip", table, lift_metrics, run_dir / "export")
+    artifacts = {"metrics": metrics_path, "adapter": zip_path, "predictions": run_dir / "test_predictions.csv"}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for key, src in artifacts.items():
+            dst = out / Path(src).name
+            dst.write_bytes(Path(src).read_bytes())
+    store.finish(run_id, "succeeded", metrics=doc, artifacts=artifacts)
+    return doc
+
+
+class RunCancelled(Exception):
+    """Training stopped because someone asked it to; the run is marked cancelled, not failed."""
+
+
+def run_and_record(request: RunRequest, store: RunStore, run_id: str, out: Path | None = None,
+                   say: Say = print, on_event: Callable[[dict], None] | None = None) -> dict[str, Any] | None:
+    """``run_experiment`` with the run's final status always recorded, whatever happens."""
+    import os
+
+    store.mark_running(run_id, os.getpid(), os.getpgid(0) if hasattr(os, "getpgid") else None)
+    try:
+        return run_experiment(request, store, run_id, out, say, on_event)
+    except RunCancelled:
+        store.finish(run_id, "cancelled", error="cancelled by request")
+        return None
+    except LiftError as exc:
+        store.finish(run_id, "failed", error=str(exc))
+        raise
+    except BaseException as exc:
+        store.log(run_id, traceback.format_exc())
+        store.finish(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (np.ndarray, pd.Series)):
+        return value.tolist()
+    return str(value)
