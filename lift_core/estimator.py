@@ -23,7 +23,7 @@ from lift_core.metrics import classification_metrics, regression_metrics
 from lift_core.models import LoadedModel, load_model
 from lift_core.predict import generate_answers, score_candidates, softmax_rows
 from lift_core.serialize import Serializer, parse_number
-from lift_core.training import TrainResult, attach_lora, train_lora, trainable_parameters
+from lift_core.training import TrainResult, attach_lora, train_lora, trainable_parameters, use_bf16
 
 STATE_FILE = "lift.json"
 
@@ -87,14 +87,16 @@ class _LiftBase(BaseEstimator):
             X_val, y_val = eval_set[0], np.asarray(eval_set[1])
             val_prompts = self._prompt_ids(X_val)
             validate = lambda model: self._validate(val_prompts, y_val)  # noqa: E731
+        features = training_features(examples)
+        self.bf16_ = use_bf16(self.lm_.model, features, tok.pad_token_id, cfg.train, self.lm_.device, cfg.model)
         self.train_result_: TrainResult = train_lora(
-            self.lm_.model, training_features(examples), tok.pad_token_id, cfg.train, self.lm_.device,
-            validate=validate, on_event=on_event, should_stop=should_stop)
+            self.lm_.model, features, tok.pad_token_id, cfg.train, self.lm_.device,
+            validate=validate, on_event=on_event, should_stop=should_stop, bf16=self.bf16_)
         return self
 
     def _bf16(self) -> bool:
-        cfg = self._cfg()
-        return self.lm_.device == "cpu" and cfg.train.bf16_cpu
+        """Predict in the precision training used (a loaded model: as its config says, auto = off)."""
+        return bool(getattr(self, "bf16_", False))
 
     # -- prediction helpers ------------------------------------------------------------------
     def _generate(self, prompt_ids, progress=None) -> list[str]:
@@ -109,7 +111,7 @@ class _LiftBase(BaseEstimator):
         cfg = self._cfg()
         return {
             "task": self.task, "target": self.target, "features": self.features_,
-            "config": cfg.to_dict(), "base_model": cfg.model, **self._target_state(),
+            "config": cfg.to_dict(), "base_model": cfg.model, "bf16": self._bf16(), **self._target_state(),
         }
 
     def save(self, folder: str | Path) -> Path:
@@ -129,6 +131,7 @@ class _LiftBase(BaseEstimator):
         cls = LiftClassifier if state["task"] == "classification" else LiftRegressor
         est = cls(LiftConfig.from_dict(state["config"]), target=state["target"])
         est._load_target_state(state)
+        est.bf16_ = bool(state.get("bf16", False))  # predict in the precision it was validated in
         cfg = est._cfg()
         est.lm_ = load_model(cfg.model, cfg.quantization, cfg.trust_remote_code)
         est.lm_.model = PeftModel.from_pretrained(est.lm_.model, folder, is_trainable=False)

@@ -1,0 +1,124 @@
+"""Mechanics of the LM path on the tiny random GPT-2: it cannot learn iris, but its loss must
+fall, its predictions must survive a save/load and a zip round trip exactly, and cancel works."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lift_core.builtin import load_builtin
+from lift_core.config import LiftConfig, LoraSettings, TrainSettings
+from lift_core.estimator import LiftClassifier, LiftRegressor, load_estimator
+
+
+def tiny_config(**train):
+    settings = dict(epochs=3, learning_rate=2e-2, batch_size=4, bf16_cpu=False, seed=0)
+    settings.update(train)
+    return LiftConfig(model="tiny", lora=LoraSettings(r=8, alpha=16), train=TrainSettings(**settings),
+                      eval_batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    b = load_builtin("iris")
+    X, y = b.frame.drop(columns=b.target), b.frame[b.target].to_numpy()
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(X))
+    return X.iloc[idx[:24]], y[idx[:24]], X.iloc[idx[24:36]], y[idx[24:36]]
+
+
+@pytest.fixture(scope="module")
+def fitted(iris):
+    X, y, Xv, yv = iris
+    events = []
+    est = LiftClassifier(tiny_config(), target="species").fit(X, y, eval_set=(Xv, yv), on_event=events.append)
+    return est, events
+
+
+def test_training_loss_falls(fitted):
+    _, events = fitted
+    losses = [e["loss"] for e in events if e["kind"] == "train" and e["loss"] is not None]
+    assert len(losses) >= 10
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.5  # nats; a random model starts near ln(50257)
+
+
+def test_progress_and_eval_events(fitted):
+    est, events = fitted
+    train = [e for e in events if e["kind"] == "train"]
+    evals = [e for e in events if e["kind"] == "eval"]
+    assert train[-1]["step"] == train[-1]["total_steps"] == 18  # 24 rows / batch 4 × 3 epochs
+    assert all(e["tokens_per_s"] > 0 and e["eta_s"] is not None for e in train)
+    assert [e["epoch"] for e in evals] == [1, 2, 3]
+    assert est.train_result_.best_epoch in (1, 2, 3)
+
+
+def test_best_epoch_is_the_highest_validation_score(fitted):
+    est, _ = fitted
+    history = est.train_result_.history
+    best = max(history, key=lambda h: (h["val_accuracy"], -h["val_log_loss"]))
+    assert est.train_result_.best_epoch == best["epoch"]
+
+
+def test_restored_best_weights_reproduce_the_best_validation_score(fitted, iris):
+    est, _ = fitted
+    _, _, Xv, yv = iris
+    best = next(h for h in est.train_result_.history if h["epoch"] == est.train_result_.best_epoch)
+    proba = est.predict_proba(Xv)
+    assert np.mean(est.classes_[proba.argmax(1)] == yv) == pytest.approx(best["val_accuracy"])
+
+
+def test_predict_proba_is_a_distribution_over_classes(fitted, iris):
+    est, _ = fitted
+    X = iris[2]
+    proba = est.predict_proba(X)
+    assert proba.shape == (len(X), 3)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    assert list(est.classes_) == ["setosa", "versicolor", "virginica"]
+    assert set(est.predict(X)) <= set(est.classes_)
+    assert 0.0 <= est.score(X, iris[3]) <= 1.0
+
+
+def test_save_and_load_predict_exactly_as_before(fitted, iris, tmp_path):
+    est, _ = fitted
+    X = iris[2]
+    before = est.predict_proba(X)
+    est.save(tmp_path / "adapter")
+    again = load_estimator(tmp_path / "adapter")
+    after = again.predict_proba(X)
+    np.testing.assert_array_equal(est.predict(X), again.predict(X))
+    np.testing.assert_allclose(before, after, rtol=0, atol=1e-6)
+
+
+def test_generate_mode_counts_invalid_answers(fitted, iris):
+    est, _ = fitted
+    est.config.predict_mode = "generate"
+    try:
+        pred = est.predict(iris[2])
+    finally:
+        est.config.predict_mode = "score"
+    assert set(pred) <= set(est.classes_)
+    assert 0 <= est.n_invalid_ <= len(pred)
+
+
+def test_cancel_stops_training_early(iris):
+    X, y, _, _ = iris
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] >= 2
+
+    est = LiftClassifier(tiny_config(epochs=5), target="species").fit(X, y, should_stop=stop)
+    assert est.train_result_.cancelled
+    assert calls["n"] == 2
+
+
+def test_regression_unparsable_answers_fall_back_to_the_training_mean():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x1": rng.uniform(-10, 10, 16)})
+    y = 0.9 * X["x1"].to_numpy()
+    est = LiftRegressor(tiny_config(epochs=1), target="y").fit(X, y)
+    pred = est.predict(X.iloc[:6])
+    assert len(pred) == 6 and np.isfinite(pred).all()
+    invalid = [v is None for v in est.parsed_]
+    assert est.n_invalid_ == sum(invalid)
+    np.testing.assert_allclose(pred[np.array(invalid)], y.mean())
