@@ -15,16 +15,16 @@ from lift_core.serialize import PromptSpec
 
 @dataclass
 class LoraSettings:
-    r: int = 16
-    alpha: int = 32
+    r: int = 8
+    alpha: int = 16
     dropout: float = 0.05
     target_modules: str | list[str] = "all-linear"
 
 
 @dataclass
 class TrainSettings:
-    epochs: int = 10
-    learning_rate: float = 5e-4
+    epochs: int = 6
+    learning_rate: float = 2e-3
     batch_size: int = 4
     grad_accum: int = 1
     warmup_ratio: float = 0.1
@@ -68,7 +68,7 @@ class LiftConfig:
         t = self.train
         checks = [
             (t.epochs >= 1, "epochs must be at least 1"),
-            (0 < t.learning_rate < 1, "learning rate must be between 0 and 1 (try 5e-4)"),
+            (0 < t.learning_rate < 1, "learning rate must be between 0 and 1 (try 2e-3)"),
             (t.batch_size >= 1, "batch size must be at least 1"),
             (t.grad_accum >= 1, "gradient accumulation must be at least 1"),
             (0 <= t.warmup_ratio < 1, "warmup ratio must be in [0, 1)"),

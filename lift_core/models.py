@@ -141,7 +141,7 @@ def _tiny_model():
         torch.manual_seed(0)
         model = GPT2LMHeadModel(config)
     model.config.name_or_path = TINY
-    return model
+    return model.eval()  # as from_pretrained returns models: dropout off until training starts
 
 
 def load_tokenizer(ref: str, trust_remote_code: bool = False):
