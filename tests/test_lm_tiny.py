@@ -122,3 +122,38 @@ def test_regression_unparsable_answers_fall_back_to_the_training_mean():
     invalid = [v is None for v in est.parsed_]
     assert est.n_invalid_ == sum(invalid)
     np.testing.assert_allclose(pred[np.array(invalid)], y.mean())
+
+
+def test_early_stopping_after_patience_epochs_without_improvement(iris):
+    from lift_core.examples import Example, training_features
+    from lift_core.models import load_model
+    from lift_core.training import attach_lora, train_lora
+
+    lm = load_model("tiny")
+    model = attach_lora(lm.model, LoraSettings(r=4, alpha=8), quantized=False)
+    feats = training_features([Example([10, 11, 12], [13, lm.tokenizer.eos_token_id])] * 8)
+    scores = iter([0.5, 0.7, 0.6, 0.7, 0.9, 1.0])  # best at epoch 2, then two epochs without a gain
+    result = train_lora(model, feats, lm.tokenizer.pad_token_id,
+                        TrainSettings(epochs=6, batch_size=4, early_stopping_patience=2, bf16_cpu=False),
+                        "cpu", validate=lambda m: (next(scores), {}))
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
+    assert result.best_epoch == 2 and result.best_score == 0.7
+
+
+def test_a_cancel_requested_in_the_store_ends_the_run_as_cancelled(tmp_path):
+    from lift_core.experiment import RunRequest, run_and_record
+    from lift_core.store import RunStore
+
+    store = RunStore(tmp_path / "ws")
+    request = RunRequest(data="iris", lift=tiny_config(epochs=3), baselines=False)
+    run_id = store.create_run(request.to_dict())
+
+    def cancel_after_first_step(event):
+        if event["kind"] == "train" and event["step"] == 1:
+            store.request_cancel(run_id)
+
+    assert run_and_record(request, store, run_id, say=lambda s: None, on_event=cancel_after_first_step) is None
+    run = store.get(run_id)
+    assert run["status"] == "cancelled"
+    steps = [e["step"] for e in store.events(run_id, kind="train")]
+    assert max(steps) < 30  # 96 rows / batch 4 × 3 epochs = 72 steps if it had not stopped
