@@ -17,9 +17,16 @@ from typing import Sequence
 from lift_core.errors import LiftError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error contract instead of a usage dump."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lift_core", description="LIFT Studio: fine-tune a language model on a table.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="python -m lift_core", description="LIFT Studio: fine-tune a language model on a table.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("datasets", help="list the built-in data sets")
 
@@ -53,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", required=True, type=Path)
 
     sub.add_parser("runs", help="list the runs in the workspace")
+    w = sub.add_parser("worker", help="(internal) run a queued run; the app starts these")
+    w.add_argument("run_id")
     return p
 
 
@@ -146,13 +155,17 @@ def _cmd_datasets() -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from lift_core.experiment import check_request, run_and_record
+    from lift_core.jobs import request_key
     from lift_core.store import RunStore
 
     request = _request(args)
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise LiftError(f"--out {args.out} is a file; give a folder (it is created if missing)")
     check_request(request)  # bad input fails here, before a run is recorded or a model loaded
     store = RunStore()
-    run_id = store.create_run(request.to_dict(), name=f"{request.data} · {request.lift.model}",
-                              dataset=request.data, model=request.lift.model, method="lift")
+    run_id = store.create_run({"request": request.to_dict(), "request_key": request_key(request)},
+                              name=f"{request.data} · {request.lift.model}", dataset=request.data,
+                              model=request.lift.model, method="lift")
     bar = _Bar()
     try:
         doc = run_and_record(request, store, run_id, out=args.out, say=lambda s: print(s, file=sys.stderr),
@@ -168,14 +181,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from lift_core.bundle import read_bundle
+    from lift_core.bundle import read_bundle, read_manifest
     from lift_core.data import read_table
     from lift_core.estimator import load_estimator, predictions_table
 
+    if args.out.is_dir():
+        raise LiftError(f"--out {args.out} is a folder; give a file name such as {args.out / 'predictions.csv'}")
+    if not args.adapter.exists():
+        raise LiftError(f"no such adapter file: {args.adapter}; give the adapter.zip a run wrote")
     frame = read_table(args.data)
+    missing = [f for f in read_manifest(args.adapter).get("features", []) if f not in frame.columns]
+    if missing:
+        raise LiftError(f"the table lacks column(s) {missing} that the model was trained on; add them")
     with tempfile.TemporaryDirectory(prefix="lift-adapter-") as tmp:
-        if not args.adapter.exists():
-            raise LiftError(f"no such adapter file: {args.adapter}; give the adapter.zip a run wrote")
         read_bundle(args.adapter, Path(tmp))
         est = load_estimator(Path(tmp) / "adapter")
         out = predictions_table(est, frame)
@@ -192,9 +210,21 @@ def _cmd_runs() -> None:
         print(f"{run['id']}  {run['status']:<10} {run.get('dataset') or '-':<16} {run.get('model') or '-'}")
 
 
+def _quiet_libraries() -> None:
+    """Keep stderr for our progress and our one-line errors, not for libraries' notices."""
+    import logging
+    import warnings
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _quiet_libraries()
     try:
         if args.command == "datasets":
             _cmd_datasets()
@@ -206,6 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "predict":
             return _cmd_predict(args)
+        if args.command == "worker":
+            from lift_core.jobs import run_worker
+
+            return run_worker(args.run_id)
     except LiftError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

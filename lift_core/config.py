@@ -76,6 +76,10 @@ class LiftConfig:
             (self.lora.r >= 1, "LoRA rank r must be at least 1"),
             (0 <= self.lora.dropout < 1, "LoRA dropout must be in [0, 1)"),
             (self.predict_mode in ("score", "generate"), "predict mode must be 'score' or 'generate'"),
+            (self.prompt.precision is None or 0 <= self.prompt.precision <= 12,
+             "precision must be between 0 and 12 decimals (or unset to keep values as they are)"),
+            (1 <= self.prompt.answer_digits <= 12, "answer digits must be between 1 and 12"),
+            (self.eval_batch_size >= 1, "evaluation batch size must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:

@@ -112,7 +112,10 @@ def prompt_lengths(table: LoadedTable, config: LiftConfig) -> tuple[list[int], i
 
 def check_request(request: RunRequest) -> LoadedTable:
     """Everything about a request that can be wrong, checked before a run is recorded."""
+    from lift_core.models import resolve_quantization
+
     request.lift.validate()
+    resolve_quantization(request.lift.quantization)
     table = load_table(request)
     lengths, longest, context = prompt_lengths(table, request.lift)
     check_fits([[0] * n for n in lengths], longest, context, list(table.prepared.frame.index))

@@ -144,12 +144,25 @@ def _tiny_model():
     return model.eval()  # as from_pretrained returns models: dropout off until training starts
 
 
+def _source(ref: str) -> str | Path:
+    """Where a reference loads from: the bundled copy, or the reference itself (folder or hub id)."""
+    if ref == BUNDLED:
+        return bundled_folder()
+    path = Path(ref).expanduser()
+    if path.exists():
+        return path
+    if ref.startswith((".", "/", "~")) or ref.count("/") > 1:  # a path, not an "org/name" hub id
+        raise LiftError(f"no model folder at {ref}; give a folder holding config.json and weights, "
+                        "'bundled', 'tiny', or a hub id like 'HuggingFaceTB/SmolLM2-360M'")
+    return ref
+
+
 def load_tokenizer(ref: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     if ref == TINY:
         return _tiny_tokenizer()
-    source = bundled_folder() if ref == BUNDLED else ref
+    source = _source(ref)
     try:
         tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001 - any loader failure becomes one sentence
@@ -181,7 +194,7 @@ def config_context_length(ref: str, tokenizer, trust_remote_code: bool = False) 
         return context_length(_tiny_model(), tokenizer)
     from transformers import AutoConfig
 
-    source = bundled_folder() if ref == BUNDLED else ref
+    source = _source(ref)
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001
@@ -205,7 +218,7 @@ def load_model(ref: str = BUNDLED, quantization: str = "auto", trust_remote_code
     else:
         from transformers import AutoModelForCausalLM
 
-        source = bundled_folder() if ref == BUNDLED else ref
+        source = _source(ref)
         kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
         if resolved != "none":
             kwargs["quantization_config"] = quantization_config(resolved, cuda)

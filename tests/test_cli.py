@@ -169,23 +169,30 @@ def test_unknown_model(capsys):
     assert no_runs_recorded()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a negative --precision is not validated; "
-                   "format_value raises ValueError and the CLI prints a traceback (exit 1)")
 def test_negative_precision(capsys):
-    one_error_line(capsys, ["run", "--data", "iris", "--model", "tiny", "--precision", "-1"])
+    msg = one_error_line(capsys, ["run", "--data", "iris", "--model", "tiny", "--precision", "-1"])
+    assert "precision must be between 0 and 12" in msg
+
+
+def test_out_that_is_a_file_is_refused_before_training(capsys, tmp_path):
+    (tmp_path / "taken").write_text("x")
+    msg = one_error_line(capsys, ["run", "--data", "iris", "--model", "tiny", "--out", tmp_path / "taken"])
+    assert "is a file" in msg
+    assert no_runs_recorded()
+
+
+def test_missing_local_model_folder_says_so(capsys, tmp_path):
+    msg = one_error_line(capsys, ["run", "--data", "iris", "--model", str(tmp_path / "no" / "model")])
+    assert "no model folder at" in msg
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="4-bit is valid where CUDA is")
-@pytest.mark.xfail(strict=True, reason="BUG: check_request does not resolve --quantization, so 4bit on "
-                   "CPU is refused only after the run is recorded and two log lines are printed")
 def test_4bit_without_cuda(capsys):
     msg = one_error_line(capsys, ["run", "--data", "iris", "--model", "tiny", "--quantization", "4bit"])
     assert "CUDA" in msg
     assert no_runs_recorded()
 
 
-@pytest.mark.xfail(strict=True, reason="argparse's own errors print the usage text before "
-                   "'python -m lift_core run: error: ...' (several lines, not one 'error: ' line)")
 def test_argparse_errors_follow_the_same_contract(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["run", "--data", "iris", "--epochs", "three"])

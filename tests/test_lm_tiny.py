@@ -146,7 +146,7 @@ def test_a_cancel_requested_in_the_store_ends_the_run_as_cancelled(tmp_path):
 
     store = RunStore(tmp_path / "ws")
     request = RunRequest(data="iris", lift=tiny_config(epochs=3), baselines=False)
-    run_id = store.create_run(request.to_dict())
+    run_id = store.create_run({"request": request.to_dict()})
 
     def cancel_after_first_step(event):
         if event["kind"] == "train" and event["step"] == 1:

@@ -1,0 +1,32 @@
+"""The run a user puts together across the pages: one RunRequest kept in the browser session.
+
+Every page reads and updates the same draft, so choices made on Data and Prompts are exactly what
+Train submits. Takes any mutable mapping (``st.session_state`` in the app, a dict in tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+from lift_core.experiment import RunRequest
+
+DRAFT_KEY = "lift_draft"
+
+
+def get_draft(state: MutableMapping) -> RunRequest:
+    """The session's draft request; a new session starts from iris with every default."""
+    draft = state.get(DRAFT_KEY)
+    if not isinstance(draft, RunRequest):
+        draft = RunRequest(data="iris")
+        state[DRAFT_KEY] = draft
+    return draft
+
+
+def set_draft(state: MutableMapping, request: RunRequest) -> None:
+    state[DRAFT_KEY] = request
+
+
+def request_of_run(run: dict[str, Any]) -> RunRequest:
+    """The request a stored run was started with (to re-run it or to open its settings)."""
+    return RunRequest.from_dict((run.get("config") or {})["request"])

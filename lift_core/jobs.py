@@ -1,0 +1,159 @@
+"""Training jobs outside the page process: a queue, one running job per machine, a real Stop.
+
+A job is a run in the store plus a worker process (``python -m lift_core worker RUN_ID``) started
+in its own session, so it is its own process group: closing the browser tab, reloading the page or
+restarting Streamlit never touches it, and Stop can end the worker with every child it spawned.
+Status always comes from the store plus process liveness (``RunStore.reconcile``), so a worker
+that dies shows as failed instead of "running" forever.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import psutil
+
+from lift_core.errors import LiftError
+from lift_core.experiment import RunRequest
+from lift_core.store import ACTIVE, QUEUED, RUNNING, RunStore
+
+WORKER_LOG = "worker.log"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def request_key(request: RunRequest) -> str:
+    """Identical requests share a key: a double click or a second tab finds the run already there."""
+    canonical = json.dumps(request.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@contextmanager
+def _dispatch_lock(store: RunStore) -> Iterator[None]:
+    with open(store.root / "dispatch.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def submit(request: RunRequest, store: RunStore | None = None, name: str | None = None) -> str:
+    """Queue a run (or return the active run with the same settings) and start it when it is its turn."""
+    from lift_core.experiment import check_request
+
+    store = store or RunStore()
+    check_request(request)  # bad input is refused here, in the page, not later in a worker
+    key = request_key(request)
+    with _dispatch_lock(store):
+        for run in store.list_runs():
+            if run["status"] in ACTIVE and (run.get("config") or {}).get("request_key") == key:
+                return run["id"]
+        run_id = store.create_run(
+            {"request": request.to_dict(), "request_key": key},
+            name=name or f"{request.data} · {request.lift.model}", dataset=request.data,
+            model=request.lift.model, method="lift")
+    dispatch(store)
+    return run_id
+
+
+def dispatch(store: RunStore | None = None) -> str | None:
+    """Start the oldest queued run if nothing is running; return its id (None if nothing started)."""
+    store = store or RunStore()
+    with _dispatch_lock(store):
+        runs = store.list_runs()  # reconciles dead workers first
+        if any(r["status"] == RUNNING for r in runs):
+            return None
+        queued = sorted((r for r in runs if r["status"] == QUEUED and r["pid"] is None), key=lambda r: r["created"])
+        if not queued:
+            return None
+        run_id = queued[0]["id"]
+        log = open(store.run_dir(run_id) / WORKER_LOG, "ab")
+        env = dict(os.environ, LIFT_HOME=str(store.root), PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        proc = subprocess.Popen([sys.executable, "-m", "lift_core", "worker", run_id], cwd=ROOT, env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        log.close()
+        store.mark_running(run_id, proc.pid, proc.pid)
+        return run_id
+
+
+def run_worker(run_id: str, store: RunStore | None = None) -> int:
+    """The worker process's body: run the stored request, record the outcome, start the next run."""
+    from lift_core.experiment import run_and_record
+
+    store = store or RunStore()
+    run = store.get(run_id)
+    if run is None:
+        raise LiftError(f"no run {run_id!r} in {store.db_path}")
+    request = RunRequest.from_dict(run["config"]["request"])
+    try:
+        run_and_record(request, store, run_id, say=lambda line: print(line, flush=True))
+        return 0
+    except LiftError as exc:
+        print(f"error: {exc}", flush=True)
+        return 2
+    finally:
+        dispatch(store)
+
+
+def stop(run_id: str, store: RunStore | None = None, grace_s: float = 5.0) -> None:
+    """Cancel a run: ask politely, then end its whole process group so its memory is freed."""
+    store = store or RunStore()
+    run = store.get(run_id)
+    if run is None:
+        raise LiftError(f"no run {run_id!r} to stop")
+    store.request_cancel(run_id)
+    pgid = run.get("pgid")
+    if run["status"] == RUNNING and pgid:
+        _end_group(int(pgid), grace_s)
+    store.reconcile()
+    dispatch(store)
+
+
+def _end_group(pgid: int, grace_s: float) -> None:
+    members = [p for p in psutil.process_iter(["pid"]) if _pgid(p.pid) == pgid]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        _, alive = psutil.wait_procs(members, timeout=grace_s)
+        if not alive:
+            return
+        members = alive
+    # Reap our own children so they do not linger as zombies in a long-lived page process.
+    for p in members:
+        try:
+            p.wait(timeout=1)
+        except psutil.Error:
+            pass
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def wait(run_id: str, store: RunStore | None = None, timeout_s: float = 3600, poll_s: float = 0.5) -> dict:
+    """Block until a run has ended (for the command line and tests); return the run."""
+    store = store or RunStore()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run = store.get(run_id)
+        if run is None or run["status"] not in ACTIVE:
+            return run or {}
+        time.sleep(poll_s)
+    raise LiftError(f"run {run_id} did not finish within {timeout_s:.0f} s")
