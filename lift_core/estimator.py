@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from transformers import set_seed
 
 from lift_core.config import LiftConfig
 from lift_core.errors import LiftError
@@ -80,6 +81,7 @@ class _LiftBase(BaseEstimator):
         prompts = self._prompt_ids(X)
         answers = [encode_answer(tok, self.serializer_.answer(v), self.end_) for v in y]
         examples = [Example(p, a) for p, a in zip(prompts, answers)]
+        set_seed(cfg.train.seed)  # LoRA's random init is part of the run: same seed, same adapter
         self.lm_.model = attach_lora(self.lm_.model, cfg.lora, quantized=self.lm_.quantization != "none")
         self.n_trainable_ = trainable_parameters(self.lm_.model)
         validate = None
