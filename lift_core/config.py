@@ -80,6 +80,8 @@ class LiftConfig:
              "precision must be between 0 and 12 decimals (or unset to keep values as they are)"),
             (1 <= self.prompt.answer_digits <= 12, "answer digits must be between 1 and 12"),
             (self.eval_batch_size >= 1, "evaluation batch size must be at least 1"),
+            (bool(self.prompt.end_marker.strip()), "the end marker is empty; use <eos> (the model's own end token) or a "
+             "marker such as @@@"),
         ]
         for ok, message in checks:
             if not ok:

@@ -64,7 +64,7 @@ class PromptSpec:
         return self.template in TEMPLATES
 
 
-def _default_question(spec: PromptSpec, target: str, task: str) -> str:
+def default_question(spec: PromptSpec, target: str, task: str) -> str:
     if spec.question is not None:
         return spec.question
     if spec.template == "lift":
@@ -120,7 +120,7 @@ class Serializer:
         self.target = target
         self.task = task
         self.classes = list(classes) if classes is not None else None
-        self.question = _default_question(spec, target, task)
+        self.question = default_question(spec, target, task)
         self.precision = spec.precision if spec.precision is not None or spec.template != "lift" else 2
         if not spec.is_named:
             self._check_custom_template()

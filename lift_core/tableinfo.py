@@ -14,7 +14,8 @@ import plotly.graph_objects as go
 
 from lift_core.data import Prepared, infer_task
 from lift_core.errors import LiftError
-from lift_core.serialize import EOS, PromptSpec, Serializer, _default_question, class_key
+from lift_core.serialize import EOS, PromptSpec, Serializer, class_key
+from lift_core.serialize import default_question as spec_question
 
 MAX_CLASSES = 10  # label scoring reads one answer per class for every row; beyond this it gets slow
 NEAR_CONTEXT = 0.8  # a longest prompt above this share of the context leaves little room to spare
@@ -161,7 +162,7 @@ def preview_texts(prepared: Prepared, rows: Sequence[int], spec: PromptSpec) -> 
 def default_question(template: str, prepared: Prepared) -> str:
     """The question a named template asks when none is given (shown as the field's placeholder)."""
     # The serializer's own rule, without building a Serializer (that also checks the classes).
-    return _default_question(PromptSpec(template=template), prepared.target, prepared.task)
+    return spec_question(PromptSpec(template=template), prepared.target, prepared.task)
 
 
 def starter_template(features: Sequence[str], question: str) -> str:
