@@ -1,0 +1,94 @@
+"""Every run in the workspace: open one, run it again with the same settings, or delete it."""
+
+import streamlit as st
+
+from lift_core.errors import LiftError
+from lift_core.jobs import submit
+from lift_core.runs_table import rerun_request, runs_overview
+from lift_core.store import ACTIVE, RunStore
+
+CONFIRM_KEY = "runs_confirm_delete"
+FLASH_KEY = "runs_flash"
+
+st.set_page_config(page_title="Runs · LIFT Studio", layout="wide")
+st.title("Runs")
+
+if FLASH_KEY in st.session_state:
+    st.success(st.session_state.pop(FLASH_KEY))
+
+try:
+    store = RunStore()
+    runs = store.list_runs()
+except LiftError as exc:
+    st.error(str(exc))
+    st.stop()
+
+if not runs:
+    st.info("No runs yet. Choose a data set on the **Data** page, check the sentences on **Prompts**, "
+            "and start a run on **Train**; every run then appears here.")
+    st.stop()
+
+overview = runs_overview(runs)
+st.dataframe(
+    overview,
+    hide_index=True,
+    column_config={
+        "metric": st.column_config.TextColumn("main metric", help="LIFT's test accuracy or RMSE"),
+        "value": st.column_config.NumberColumn("value", format="%.3f"),
+        "duration (s)": st.column_config.NumberColumn("duration", format="%.0f s"),
+        "created": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm"),
+    },
+)
+
+by_id = {r["id"]: r for r in runs}
+ids = list(by_id)
+wanted = st.query_params.get("run")
+run_id = st.selectbox(
+    "Run", ids, index=ids.index(wanted) if wanted in by_id else 0,
+    format_func=lambda i: f"{by_id[i]['name'] or i} · {by_id[i]['status']} · {i}",
+)
+st.query_params["run"] = run_id
+run = by_id[run_id]
+
+if run.get("error"):
+    st.warning(f"This run ended with: {run['error']}")
+
+links = st.columns(3)
+if run["status"] in ACTIVE:
+    links[0].page_link("pages/3_Train.py", label="Follow it on Train", icon="🏃", query_params={"run": run_id})
+else:
+    links[0].page_link("pages/4_Results.py", label="Open its results", icon="📊", query_params={"run": run_id})
+if run["status"] == "succeeded":
+    links[1].page_link("pages/5_Predict.py", label="Predict with it", icon="🔮", query_params={"run": run_id})
+
+act = st.columns(3)
+if act[0].button("Run again with the same settings", help="Identical settings already queued or running "
+                 "are not started twice: you are taken to that run."):
+    try:
+        new_id = submit(rerun_request(run))
+    except LiftError as exc:
+        st.error(str(exc))
+    else:
+        st.switch_page("pages/3_Train.py", query_params={"run": new_id})
+
+if act[1].button("Delete…", help="Removes the run, its metrics, log and adapter from the workspace"):
+    st.session_state[CONFIRM_KEY] = run_id
+
+if st.session_state.get(CONFIRM_KEY) == run_id:
+    st.warning(f"Delete run **{run['name'] or run_id}** ({run_id}) with its metrics, log and adapter? "
+               "This cannot be undone; download its adapter on the Predict page first to keep it.")
+    yes, no = st.columns(2)
+    if yes.button("Yes, delete it", type="primary"):
+        try:
+            store.delete(run_id)
+        except LiftError as exc:
+            st.session_state.pop(CONFIRM_KEY, None)
+            st.error(str(exc))
+        else:
+            st.session_state.pop(CONFIRM_KEY, None)
+            del st.query_params["run"]
+            st.session_state[FLASH_KEY] = f"Deleted run {run_id}."
+            st.rerun()
+    if no.button("Cancel"):
+        st.session_state.pop(CONFIRM_KEY, None)
+        st.rerun()

@@ -1,0 +1,95 @@
+"""The Runs page: the table of runs, opening one, deleting one with confirmation."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lift_core.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = "pages/6_Runs.py"
+
+
+def _page(run_id=None):
+    # Opened from Home like in the app, so links to the other pages resolve.
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page(PAGE)
+    if run_id is not None:
+        at.query_params["run"] = run_id
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_empty_store_shows_a_hint():
+    at = _page()
+    assert not at.dataframe
+    assert "No runs yet" in at.info[0].value
+
+
+def test_lists_the_finished_run_with_its_accuracy(finished_run, monkeypatch):
+    workspace, run_id = finished_run
+    monkeypatch.setenv("LIFT_HOME", str(workspace))
+    accuracy = RunStore(workspace).get(run_id)["metrics"]["models"]["lift"]["accuracy"]
+    at = _page()
+    table = at.dataframe[0].value
+    row = table.set_index("id").loc[run_id]
+    assert (row["status"], row["data set"], row["model"], row["method"]) == ("succeeded", "iris", "tiny", "lift")
+    assert row["metric"] == "accuracy" and row["value"] == pytest.approx(accuracy)
+    assert row["duration (s)"] > 0
+    assert at.selectbox[0].value == run_id
+    assert not at.warning  # it succeeded: no error to show
+
+
+def test_delete_asks_first_then_removes_the_run(finished_run, tmp_path, monkeypatch):
+    source, run_id = finished_run
+    workspace = tmp_path / "ws"
+    shutil.copytree(source, workspace)
+    monkeypatch.setenv("LIFT_HOME", str(workspace))
+    at = _page(run_id)
+
+    [delete] = [b for b in at.button if b.label == "Delete…"]
+    delete.click()
+    at.run()
+    assert not at.exception
+    assert "cannot be undone" in at.warning[0].value
+    assert RunStore(workspace).get(run_id) is not None  # nothing deleted before confirming
+
+    [cancel] = [b for b in at.button if b.label == "Cancel"]
+    cancel.click()
+    at.run()
+    assert not at.warning and RunStore(workspace).get(run_id) is not None
+
+    [delete] = [b for b in at.button if b.label == "Delete…"]
+    delete.click()
+    at.run()
+    [yes] = [b for b in at.button if b.label == "Yes, delete it"]
+    yes.click()
+    at.run()
+    assert not at.exception and not at.error
+    assert RunStore(workspace).get(run_id) is None
+    assert not (workspace / "runs" / run_id).exists()
+    assert f"Deleted run {run_id}." in at.success[0].value
+    assert "No runs yet" in at.info[0].value
+    assert RunStore(source).get(run_id) is not None  # the shared fixture is untouched
+
+
+def test_delete_of_a_running_run_is_refused(tmp_path, monkeypatch):
+    import os
+
+    store = RunStore()
+    run_id = store.create_run({}, name="busy", dataset="iris", model="tiny", method="lift")
+    store.mark_running(run_id, os.getpid(), os.getpgid(0))  # this test process stands in for a worker
+    at = _page(run_id)
+    [delete] = [b for b in at.button if b.label == "Delete…"]
+    delete.click()
+    at.run()
+    [yes] = [b for b in at.button if b.label == "Yes, delete it"]
+    yes.click()
+    at.run()
+    assert not at.exception
+    assert "still running" in at.error[0].value
+    assert store.get(run_id)["status"] == "running"
