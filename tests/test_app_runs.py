@@ -93,3 +93,27 @@ def test_delete_of_a_running_run_is_refused(tmp_path, monkeypatch):
     assert not at.exception
     assert "still running" in at.error[0].value
     assert store.get(run_id)["status"] == "running"
+
+
+def test_run_again_submits_the_same_settings_and_opens_train(finished_run, tmp_path, monkeypatch):
+    from lift_core.jobs import stop
+
+    source, run_id = finished_run
+    workspace = tmp_path / "ws"
+    shutil.copytree(source, workspace)
+    monkeypatch.setenv("LIFT_HOME", str(workspace))
+    at = _page(run_id)
+    [again] = [b for b in at.button if b.label == "Run again with the same settings"]
+    again.click()
+    at.run()
+    store = RunStore(workspace)
+    new = [r for r in store.list_runs() if r["id"] != run_id]
+    try:
+        assert len(new) == 1
+        assert new[0]["config"]["request"] == store.get(run_id)["config"]["request"]
+        assert at.query_params["run"] == new[0]["id"]
+        assert at.title[0].value == "Train"  # Train opened on the new run
+        assert not at.exception
+    finally:
+        for run in new:
+            stop(run["id"], store)
