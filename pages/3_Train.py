@@ -1,0 +1,245 @@
+"""Train: the model and settings, Start, and the run's live progress (the run id lives in the URL)."""
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from lift_core import jobs
+from lift_core.builtin import BUILTIN
+from lift_core.config import LiftConfig
+from lift_core.draft import get_draft
+from lift_core.errors import LiftError
+from lift_core.experiment import RunRequest
+from lift_core.models import BUNDLED, QUANTIZATION_MODES, TINY
+from lift_core.progress import RUN_STATE_KEY, format_duration, progress_view, train_loss_figure, validation_figure
+from lift_core.resources import device_summary, draft_seq_len, format_bytes, memory_estimate, will_use_4bit
+from lift_core.serialize import TEMPLATES
+from lift_core.store import ACTIVE, RunStore
+
+DEFAULTS = LiftConfig()
+FALLBACK_SEQ_LEN = 128  # tokens per example when the draft's table cannot be read yet
+MODEL_CHOICES = {
+    BUNDLED: "SmolLM2-135M (bundled: works offline)",
+    TINY: "tiny (a random 3 M test model: fast, learns nothing)",
+    "other": "Another model: a hub id or a local folder",
+}
+QUANT_LABELS = {
+    "auto": "auto: 4-bit on a CUDA GPU, full precision on a CPU",
+    "4bit": "4-bit (QLoRA, CUDA only)",
+    "8bit": "8-bit (CUDA only)",
+    "none": "none: full precision",
+}
+
+
+def page_of(step: str) -> str | None:
+    """The page file of a step (pages/<n>_<Step>.py), whatever its number; None until it exists."""
+    found = sorted(Path(__file__).parent.glob(f"*_{step}.py"))
+    return f"pages/{found[0].name}" if found else None
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def seq_len_of(request_json: str) -> int | None:
+    """The draft's longest example in tokens; None when its table or tokenizer cannot be read yet."""
+    try:
+        return draft_seq_len(RunRequest.from_dict(json.loads(request_json)))
+    except LiftError:
+        return None
+
+
+def setting(label: str, section, defaults, attr: str, help: str, **kwargs) -> None:
+    """A number input bound to one field of the draft's settings (the draft keeps it across pages)."""
+    default = getattr(defaults, attr)
+    value = st.number_input(label, value=getattr(section, attr), key=f"setting_{attr}",
+                            help=f"{help} Default: {default}.", **kwargs)
+    setattr(section, attr, value)
+
+
+def live_run(run_id: str, drawn_active: bool) -> None:
+    """The run panel; polled every 2 s while the run is active (see below)."""
+    store = RunStore()
+    jobs.dispatch(store)  # keeps the queue moving even if a worker died
+    try:
+        view = progress_view(store, run_id)
+    except LiftError as exc:
+        st.error(str(exc))
+        return
+    if drawn_active and not view["active"]:
+        st.rerun()  # it just ended: redraw the page once, and stop polling
+    st.subheader(f"Run {run_id}" + (f" · {view['name']}" if view["name"] else ""))
+    getattr(st, view["level"])(view["message"])
+    if view["status"] != "queued":
+        eta = f" · about {format_duration(view['eta_s'])} left" if view["active"] and view["eta_s"] is not None else ""
+        st.progress(view["fraction"], text=f"{view['fraction']:.0%} of the training steps{eta}")
+    if view["active"] and st.button("Stop", key="stop_run", help="Cancel the run and end its process."):
+        try:
+            jobs.stop(run_id, store)
+        except LiftError as exc:
+            st.error(str(exc))
+        st.rerun()
+    if view["total_steps"]:
+        cols = st.columns(4)
+        cols[0].metric("Step", f"{view['step']} / {view['total_steps']}")
+        cols[1].metric("Latest loss", f"{view['loss']:.4f}" if view["loss"] is not None else "–")
+        cols[2].metric("Tokens / s", f"{view['tokens_per_s']:.0f}" if view["tokens_per_s"] else "–")
+        cols[3].metric("Best epoch", view["best_epoch"] if view["best_epoch"] is not None else "–")
+    for figure in (train_loss_figure(view), validation_figure(view)):
+        if figure is not None:
+            st.plotly_chart(figure)
+    if view["status"] == "succeeded":
+        results = page_of("Results")
+        if results:
+            st.page_link(results, label="See the results: LIFT against the baselines", icon="📊",
+                         query_params={"run": run_id})
+        else:
+            st.info(f"Results are saved with run {run_id}.")
+    with st.expander("Log", expanded=view["status"] == "failed"):
+        st.code("\n".join(view["log_tail"]) or "(no log lines yet)", language=None)
+
+
+st.set_page_config(page_title="Train · LIFT Studio", layout="wide")
+st.title("Train")
+draft = get_draft(st.session_state)
+
+# The run this page shows: the URL first (a reload or a new tab re-attaches), else this session's last.
+run_id = st.query_params.get("run") or st.session_state.get(RUN_STATE_KEY)
+if run_id:
+    st.query_params["run"] = run_id
+    st.session_state[RUN_STATE_KEY] = run_id
+    try:
+        run = RunStore().get(run_id)
+    except LiftError as exc:
+        st.error(str(exc))
+        st.stop()
+    if run is None:
+        st.warning(f"There is no run {run_id!r} in this workspace (it was deleted, or the link is from another "
+                   "machine); start a new one below.")
+        st.query_params.pop("run", None)
+        st.session_state.pop(RUN_STATE_KEY, None)
+    else:
+        active = run["status"] in ACTIVE
+        st.fragment(run_every=2 if active else None)(live_run)(run_id, active)
+        st.divider()
+        st.header("New run")
+
+st.subheader("What will be trained")
+data_name = draft.data if draft.data in BUILTIN else Path(draft.data).name
+template = draft.lift.prompt.template
+st.markdown(
+    f"- **Data:** {data_name}\n"
+    f"- **Target:** {draft.target or 'the data set’s own (a file’s last column)'}"
+    f"{f' ({draft.task})' if draft.task else ''}\n"
+    f"- **Template:** {template if template in TEMPLATES else 'custom'} — "
+    f"{TEMPLATES.get(template, template)}"
+)
+st.caption("Change these on the Data and Prompts pages.")
+
+st.subheader("Model")
+current = draft.lift.model
+kind = st.radio("Model", list(MODEL_CHOICES), format_func=MODEL_CHOICES.get, key="model_kind",
+                index=list(MODEL_CHOICES).index(current if current in (BUNDLED, TINY) else "other"),
+                help="The bundled SmolLM2-135M learns real tables on a CPU; tiny only checks the mechanics.")
+model_ready = True
+if kind == "other":
+    ref = st.text_input("Hub id or local folder", value="" if current in (BUNDLED, TINY) else current,
+                        key="model_ref", placeholder="HuggingFaceTB/SmolLM2-360M-Instruct or /path/to/model",
+                        help="A causal language model: a Hugging Face hub id (needs internet) or a folder "
+                             "holding config.json and the weights.").strip()
+    draft.lift.trust_remote_code = st.checkbox(
+        "Allow the model's own code (trust_remote_code)", value=draft.lift.trust_remote_code,
+        key="trust_remote_code", help="Some hub models ship Python code; only allow it for models you trust.")
+    if ref:
+        draft.lift.model = ref
+    else:
+        model_ready = False
+        st.info("Type a hub id or a folder to use another model.")
+else:
+    draft.lift.model = kind
+
+quantization = st.selectbox("Quantization", QUANTIZATION_MODES, format_func=QUANT_LABELS.get, key="quantization",
+                            index=QUANTIZATION_MODES.index(draft.lift.quantization),
+                            help="4-bit QLoRA loads the base model in 4 bits on a CUDA GPU; on a CPU "
+                                 f"LoRA trains in full precision. Default: {DEFAULTS.quantization}.")
+draft.lift.quantization = quantization
+
+device = device_summary()
+dev_col, quant_col, mem_col = st.columns(3)
+with dev_col:
+    if device["cuda"]:
+        st.success(f"CUDA GPU: {device['gpu_name']}, {format_bytes(device['gpu_memory_bytes'])}")
+    else:
+        st.info(f"No CUDA GPU: training runs on the CPU ({device['cpu_cores']} cores, "
+                f"{format_bytes(device['ram_available_bytes'])} of {format_bytes(device['ram_bytes'])} RAM free).")
+with quant_col:
+    try:
+        st.info("4-bit QLoRA: yes" if will_use_4bit(quantization) else "4-bit QLoRA: no (LoRA in full precision)")
+    except LiftError as exc:
+        st.error(str(exc))
+if model_ready:
+    with mem_col, st.spinner("Estimating memory …"):
+        lengths_key = draft.to_dict()  # the table and, of the settings, only what sets the prompts' lengths
+        lengths_key["lift"] = {k: lengths_key["lift"][k] for k in ("model", "prompt", "trust_remote_code")}
+        seq_len = seq_len_of(json.dumps(lengths_key, sort_keys=True, default=str)) or FALLBACK_SEQ_LEN
+        try:
+            estimate = memory_estimate(draft.lift.model, quantization, draft.lift.lora, draft.lift.train.batch_size,
+                                       seq_len, draft.lift.trust_remote_code)
+        except LiftError as exc:
+            st.error(f"Model: {exc}")
+        else:
+            st.metric("Memory estimate", format_bytes(estimate["total_bytes"]),
+                      help=f"An estimate for batches of {estimate['batch_size']} × {seq_len} tokens: base weights "
+                           f"{format_bytes(estimate['weights_bytes'])} ({estimate['parameters']:,} parameters), "
+                           f"LoRA with Adam {format_bytes(estimate['lora_bytes'])} "
+                           f"({estimate['trainable_parameters']:,} trainable), activations "
+                           f"{format_bytes(estimate['activation_bytes'])}, runtime "
+                           f"{format_bytes(estimate['overhead_bytes'])}.")
+            if estimate["warning"]:
+                st.warning(estimate["warning"])
+
+st.subheader("Settings")
+lora, train = draft.lift.lora, draft.lift.train
+st.markdown("**LoRA**")
+c = st.columns(3)
+with c[0]:
+    setting("Rank r", lora, DEFAULTS.lora, "r", "Size of the LoRA update: larger learns more, trains slower.",
+            min_value=1, step=1)
+with c[1]:
+    setting("Alpha", lora, DEFAULTS.lora, "alpha", "Scale of the LoRA update (often 2 × r).", min_value=1, step=1)
+with c[2]:
+    setting("Dropout", lora, DEFAULTS.lora, "dropout", "Dropout on the LoRA input, against overfitting.",
+            min_value=0.0, max_value=0.9, step=0.05, format="%.2f")
+st.markdown("**Training**")
+c = st.columns(4)
+with c[0]:
+    setting("Epochs", train, DEFAULTS.train, "epochs",
+            "Passes over the training rows; the best epoch on validation is kept.", min_value=1, step=1)
+    setting("Warmup ratio", train, DEFAULTS.train, "warmup_ratio",
+            "Share of the steps over which the learning rate ramps up.",
+            min_value=0.0, max_value=0.95, step=0.05, format="%.2f")
+with c[1]:
+    setting("Learning rate", train, DEFAULTS.train, "learning_rate", "Step size of the optimizer (AdamW).",
+            min_value=1e-6, max_value=0.5, step=1e-4, format="%.1e")
+    setting("Weight decay", train, DEFAULTS.train, "weight_decay", "L2 penalty on the LoRA weights.",
+            min_value=0.0, max_value=1.0, step=0.01, format="%.2f")
+with c[2]:
+    setting("Batch size", train, DEFAULTS.train, "batch_size", "Rows per step; larger needs more memory.",
+            min_value=1, step=1)
+    setting("Early-stopping patience", train, DEFAULTS.train, "early_stopping_patience",
+            "Stop after this many epochs without a better validation score; 0 = never.", min_value=0, step=1)
+with c[3]:
+    setting("Gradient accumulation", train, DEFAULTS.train, "grad_accum",
+            "Batches added up before each step: a larger effective batch without more memory.", min_value=1, step=1)
+    setting("Training seed", train, DEFAULTS.train, "seed",
+            "Makes the training repeatable (LoRA initialization, batch order); the split's seed is on the Data page.",
+            min_value=0, step=1)
+
+if st.button("Start training", type="primary", key="start", disabled=not model_ready):
+    try:
+        with st.spinner("Checking the table and the model …"):
+            new_id = jobs.submit(draft, RunStore())
+    except LiftError as exc:
+        st.error(f"Cannot start: {exc}")
+    else:
+        st.session_state[RUN_STATE_KEY] = new_id
+        st.query_params["run"] = new_id
+        st.rerun()

@@ -1,0 +1,114 @@
+"""Train: settings from the draft, Start runs a real worker, and the URL re-attaches to the run."""
+
+from streamlit.testing.v1 import AppTest
+
+from lift_core import jobs
+from lift_core.config import LiftConfig
+from lift_core.store import ACTIVE, RunStore
+
+
+def train_page(run_id: str | None = None) -> AppTest:
+    """The Train page as the app serves it (its links resolve against app.py's folder)."""
+    at = AppTest.from_file("../app.py", default_timeout=120).run()
+    if run_id is not None:
+        at.query_params["run"] = run_id
+    return at.switch_page("pages/3_Train.py").run()
+
+
+def stop_all() -> None:
+    for run in RunStore().list_runs():
+        if run["status"] in ACTIVE:
+            jobs.stop(run["id"])
+
+
+def test_the_page_shows_the_draft_device_and_default_settings():
+    at = train_page()
+    assert not at.exception
+    assert at.title[0].value == "Train"
+    defaults = LiftConfig()
+    assert at.radio(key="model_kind").value == "bundled"
+    assert at.number_input(key="setting_epochs").value == defaults.train.epochs
+    assert at.number_input(key="setting_learning_rate").value == defaults.train.learning_rate
+    assert at.number_input(key="setting_r").value == defaults.lora.r
+    assert "Default: 6." in at.number_input(key="setting_epochs").help
+    assert any("iris" in m.value for m in at.markdown)
+    assert any("4-bit QLoRA" in i.value for i in at.info)
+    assert any(m.label == "Memory estimate" for m in at.metric)
+    assert at.button(key="start").label == "Start training"
+
+
+def test_settings_survive_a_visit_to_another_page():
+    at = train_page()
+    at.radio(key="model_kind").set_value("tiny").run()
+    at.number_input(key="setting_epochs").set_value(3).run()
+    at.number_input(key="setting_learning_rate").set_value(5e-4).run()
+    at.switch_page("app.py").run()
+    assert at.title[0].value == "LIFT Studio"
+    at.switch_page("pages/3_Train.py").run()
+    assert not at.exception
+    assert at.radio(key="model_kind").value == "tiny"
+    assert at.number_input(key="setting_epochs").value == 3
+    assert at.number_input(key="setting_learning_rate").value == 5e-4
+
+
+def test_start_with_tiny_trains_in_a_worker_and_a_reload_reattaches():
+    at = train_page()
+    at.radio(key="model_kind").set_value("tiny").run()
+    at.number_input(key="setting_epochs").set_value(1).run()
+    at.button(key="start").click().run()
+    try:
+        assert not at.exception, at.exception
+        assert not at.error, [e.value for e in at.error]
+        run_id = at.query_params["run"]
+        store = RunStore()
+        request = store.get(run_id)["config"]["request"]
+        assert request["lift"]["model"] == "tiny" and request["lift"]["train"]["epochs"] == 1
+        assert any(run_id in h.value for h in at.subheader)  # the run panel shows it at once
+        done = jobs.wait(run_id, store, timeout_s=300)
+        assert done["status"] == "succeeded", (done["error"], store.log_tail(run_id))
+
+        again = train_page(run_id)  # a reload or a new tab: only the URL names the run
+        assert not again.exception
+        assert any(s.value.startswith("Finished") for s in again.success)
+        assert len(again.get("plotly_chart")) == 2  # training loss and validation curves
+        assert not any(b.key == "stop_run" for b in again.button)
+    finally:
+        stop_all()
+
+
+def test_a_double_click_is_one_run():
+    at = train_page()
+    at.radio(key="model_kind").set_value("tiny").run()
+    at.number_input(key="setting_epochs").set_value(50).run()
+    try:
+        at.button(key="start").click().run()
+        first = at.query_params["run"]
+        at.button(key="start").click().run()
+        assert at.query_params["run"] == first
+        assert len(RunStore().list_runs()) == 1
+        at.button(key="stop_run").click().run()
+        assert not at.exception
+        assert RunStore().get(first)["status"] == "cancelled"
+        assert any(w.value.startswith("Cancelled") for w in at.warning)
+    finally:
+        stop_all()
+
+
+def test_a_bad_hub_id_is_an_error_in_the_page_not_an_exception():
+    at = train_page()
+    at.radio(key="model_kind").set_value("other").run()
+    at.text_input(key="model_ref").input("nobody/no-such-model").run()
+    assert not at.exception
+    assert any("could not load model 'nobody/no-such-model'" in e.value for e in at.error)
+    at.button(key="start").click().run()
+    assert not at.exception
+    assert any(e.value.startswith("Cannot start:") for e in at.error)
+    assert RunStore().list_runs() == []
+
+
+def test_a_link_to_a_run_that_is_not_here_says_so_and_offers_a_new_run():
+    at = train_page("20250101-000000-dead")
+    assert not at.exception
+    assert "no run '20250101-000000-dead'" in at.warning[0].value
+    assert "run" not in at.query_params
+    assert at.button(key="start").label == "Start training"

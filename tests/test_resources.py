@@ -1,0 +1,129 @@
+"""Device facts and the memory estimate: model sizes read from configs match the real models."""
+
+import pytest
+import torch
+
+from lift_core import models, resources
+from lift_core.config import LiftConfig, LoraSettings
+from lift_core.errors import LiftError
+from lift_core.experiment import RunRequest, load_table, prompt_lengths
+from lift_core.models import load_model
+from lift_core.resources import (draft_seq_len, format_bytes, lora_parameters, memory_estimate, model_shape,
+                                 will_use_4bit)
+from lift_core.training import attach_lora, trainable_parameters
+
+
+@pytest.fixture
+def gpu(monkeypatch):
+    """Pretend to be a machine with a 16 GB bf16 CUDA GPU (the decisions only, no kernels run)."""
+    monkeypatch.setattr(models, "cuda_available", lambda: True)
+    monkeypatch.setattr(resources, "cuda_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(resources, "device_summary", lambda: {
+        "cuda": True, "gpu_name": "Test GPU", "gpu_memory_bytes": 16 * 2**30, "cpu_cores": 8,
+        "ram_bytes": 64 * 2**30, "ram_available_bytes": 32 * 2**30})
+
+
+def test_device_summary_describes_this_machine():
+    d = resources.device_summary()
+    assert d["cuda"] is torch.cuda.is_available()
+    assert d["cpu_cores"] >= 1
+    assert d["ram_bytes"] >= d["ram_available_bytes"] > 0
+    if not d["cuda"]:
+        assert d["gpu_name"] is None and d["gpu_memory_bytes"] is None
+
+
+def test_4bit_only_where_cuda_is(gpu):
+    assert will_use_4bit("auto") and will_use_4bit("4bit")
+    assert not will_use_4bit("none") and not will_use_4bit("8bit")
+
+
+def test_4bit_on_cpu_is_refused_with_the_core_message(monkeypatch):
+    monkeypatch.setattr(models, "cuda_available", lambda: False)
+    assert not will_use_4bit("auto")
+    with pytest.raises(LiftError, match="needs a CUDA GPU"):
+        will_use_4bit("4bit")
+
+
+@pytest.mark.parametrize("lora", [LoraSettings(r=4), LoraSettings(r=8, target_modules=["c_attn"])])
+def test_tiny_sizes_match_the_real_model_and_peft(lora):
+    shape = model_shape("tiny")
+    real = load_model("tiny").model
+    assert shape.parameters == sum(p.numel() for p in real.parameters())
+    assert (shape.hidden, shape.layers, shape.vocab) == (64, 2, 50257)
+    assert lora_parameters(shape, lora) == trainable_parameters(attach_lora(real, lora, quantized=False))
+
+
+def test_a_local_folder_is_sized_from_its_config_alone(tmp_path):
+    load_model("tiny").model.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").unlink()  # no weights: the config is all it needs
+    assert model_shape(str(tmp_path / "m")) == model_shape("tiny")
+
+
+@pytest.mark.slow
+def test_the_bundled_sizes_match_its_real_config_and_peft():
+    from transformers import AutoModelForCausalLM
+
+    folder = models.bundled_folder()
+    real = AutoModelForCausalLM.from_pretrained(folder)
+    shape = model_shape("bundled")
+    assert shape.parameters == sum(p.numel() for p in real.parameters())
+    assert lora_parameters(shape, LoraSettings()) == trainable_parameters(attach_lora(real, LoraSettings(), False))
+
+
+def test_cpu_estimate_is_float32_weights_plus_lora_adam_plus_activations(monkeypatch):
+    monkeypatch.setattr(resources, "cuda_available", lambda: False)
+    monkeypatch.setattr(models, "cuda_available", lambda: False)
+    shape = model_shape("bundled")
+    est = memory_estimate("bundled", "auto", LoraSettings(r=8), batch_size=4, seq_len=64)
+    assert (est["device"], est["quantization"]) == ("cpu", "none")
+    assert 130e6 < est["parameters"] == shape.parameters < 140e6  # SmolLM2-135M
+    assert est["weights_bytes"] == 4 * shape.parameters
+    assert est["lora_bytes"] == 16 * est["trainable_parameters"] == 16 * lora_parameters(shape, LoraSettings(r=8))
+    assert est["total_bytes"] == (est["weights_bytes"] + est["lora_bytes"] + est["activation_bytes"]
+                                  + est["overhead_bytes"])
+    twice = memory_estimate("bundled", "auto", LoraSettings(r=8), batch_size=8, seq_len=64)
+    assert twice["activation_bytes"] == 2 * est["activation_bytes"]  # activations grow with the batch
+    assert 0.8 * 2**30 < est["total_bytes"] < 3 * 2**30  # measured: 1.6 GB peak on this CPU
+
+
+def test_gpu_estimate_uses_4bit_weights(gpu):
+    shape = model_shape("bundled")
+    est = memory_estimate("bundled", "auto", LoraSettings(), batch_size=4, seq_len=64)
+    assert (est["device"], est["quantization"]) == ("cuda", "4bit")
+    other = shape.parameters - shape.linear_parameters
+    assert est["weights_bytes"] == int(shape.linear_parameters * 0.5 + other * 2)
+    full = memory_estimate("bundled", "none", LoraSettings(), batch_size=4, seq_len=64)
+    assert full["weights_bytes"] == 2 * shape.parameters  # bf16 on the GPU
+    assert est["available_bytes"] == 16 * 2**30 and est["fits"] and est["warning"] is None
+
+
+def test_a_run_that_cannot_fit_says_so_and_how_to_fix_it(monkeypatch):
+    monkeypatch.setattr(resources, "cuda_available", lambda: False)
+    monkeypatch.setattr(models, "cuda_available", lambda: False)
+    monkeypatch.setattr(resources, "device_summary", lambda: {"cuda": False, "gpu_memory_bytes": None,
+                                                              "ram_available_bytes": 100 * 2**20})
+    est = memory_estimate("bundled", "auto", LoraSettings(), batch_size=4, seq_len=64)
+    assert not est["fits"]
+    assert "100 MB of free RAM" in est["warning"] and "smaller batch size" in est["warning"]
+
+
+def test_a_model_that_cannot_be_found_is_a_clear_error(tmp_path):
+    with pytest.raises(LiftError, match="could not load model 'nobody/no-such-model'"):
+        memory_estimate("nobody/no-such-model", "auto", LoraSettings(), 4, 64)
+    with pytest.raises(LiftError, match="no model folder at"):
+        memory_estimate(str(tmp_path / "missing" / "model"), "auto", LoraSettings(), 4, 64)
+    with pytest.raises(LiftError, match="unknown quantization"):
+        memory_estimate("tiny", "2bit", LoraSettings(), 4, 64)
+
+
+def test_the_drafts_longest_example_in_tokens():
+    request = RunRequest(data="iris", lift=LiftConfig(model="tiny"))
+    lengths, longest, _ = prompt_lengths(load_table(request), request.lift)
+    assert draft_seq_len(request) == max(lengths) + longest > 20
+
+
+def test_bytes_read_like_people_write_them():
+    assert format_bytes(512) == "512 B"
+    assert format_bytes(350 * 2**20) == "350 MB"
+    assert format_bytes(1.25 * 2**30) == "1.2 GB"
