@@ -4,24 +4,24 @@ The chosen run lives in the URL (?run=ID), so a result can be bookmarked or shar
 and table shows is decided in lift_core.charts; this page only lays them out.
 """
 
-from pathlib import Path
-
 import streamlit as st
 
 from lift_core import charts
 from lift_core.errors import LiftError
 from lift_core.store import ACTIVE, SUCCEEDED, RunStore
 
-TRAIN_PAGE = next(iter(sorted(Path(__file__).parent.glob("*_Train.py"))), None)
-
+st.set_page_config(page_title="Results · LIFT Studio", layout="wide")
 st.title("Results")
 
 
-def train_link() -> None:
-    if TRAIN_PAGE is None:
-        st.caption("Runs are started and followed on the Train page.")
-    elif st.button("Go to the Train page"):
-        st.switch_page(TRAIN_PAGE)
+def go(label: str, page: str, run_id: str | None = None) -> None:
+    """A button to another step, taking the run along (st.page_link cannot resolve pages under AppTest)."""
+    if st.button(label, key=f"go_{page}"):
+        st.switch_page(page, query_params={"run": run_id} if run_id else None)
+
+
+def train_link(run_id: str | None = None) -> None:
+    go("Go to the Train page", "pages/3_Train.py", run_id)
 
 
 def remember_run() -> None:
@@ -62,7 +62,7 @@ if requested is not None and requested not in options:
 if not options:
     newest = runs[0]
     st.info(f"No run has finished yet. The newest, {charts.run_label(newest)}, is {newest['status']}.")
-    train_link()
+    train_link(newest["id"])
     st.stop()
 
 choice = st.selectbox("Run", options, index=options.index(requested) if requested else 0, key="results_run",
@@ -79,7 +79,7 @@ if run["status"] != SUCCEEDED:
     else:
         st.warning(f"Run {choice} {run['status']}" + (f": {run['error']}" if run.get("error") else ".")
                    + " It has no results; change its settings and start it again on the Train page.")
-    train_link()
+    train_link(choice)
     st.stop()
 
 try:
@@ -106,6 +106,7 @@ cols[2].metric("Invalid answers", "—" if invalid is None else f"{invalid:.1%}"
                help="Share of test rows whose LIFT answer could not be read. They count as wrong in "
                     "every score above; they are never dropped.")
 cols[3].metric("Best epoch (kept)", str(doc["models"]["lift"].get("best_epoch") or "—"))
+go("Predict new rows with this run's model", "pages/5_Predict.py", choice)
 
 # -- every model ------------------------------------------------------------------------------------
 st.subheader("All models")

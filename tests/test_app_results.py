@@ -122,6 +122,7 @@ def test_unfinished_runs_show_their_status():
     assert "out of memory" in texts(at.warning)
     at = page({"run": queued})
     assert "is queued" in texts(at.info)
+    assert [b.label for b in at.button] == ["Go to the Train page"]
     assert not charts_of(at)
 
 
