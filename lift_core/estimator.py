@@ -129,7 +129,12 @@ class _LiftBase(BaseEstimator):
         from peft import PeftModel
 
         folder = Path(folder)
-        state = json.loads((folder / STATE_FILE).read_text())
+        try:
+            state = json.loads((folder / STATE_FILE).read_text())
+            state["task"], state["config"], state["features"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise LiftError(f"{folder} holds no LIFT Studio adapter (its {STATE_FILE} is missing or damaged); "
+                            "load an adapter.zip exported by LIFT Studio") from exc
         cls = LiftClassifier if state["task"] == "classification" else LiftRegressor
         est = cls(LiftConfig.from_dict(state["config"]), target=state["target"])
         est._load_target_state(state)

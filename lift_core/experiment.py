@@ -11,7 +11,7 @@ import json
 import platform
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -189,9 +189,7 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
         f"{len(X_tr)} train / {len(X_val)} validation / {len(X_te)} test rows (seed {request.seed})")
     classes = list(p.classes) if p.classes is not None else None
 
-    # One seed per run: it draws the train/validation split and seeds LoRA's init and shuffling.
-    config = replace(request.lift, train=replace(request.lift.train, seed=request.seed))
-    est = make_estimator(p.task, config, p.target)
+    est = make_estimator(p.task, request.lift, p.target)
     log(f"LIFT: fine-tuning {request.lift.model} ...")
     lift = evaluate(est, X_tr, y_tr, X_te, y_te, p.task, classes,
                     fit_params={"eval_set": (X_val, y_val), "on_event": event,

@@ -132,7 +132,7 @@ def _tiny_tokenizer():
     return tok
 
 
-def _tiny_model():
+def tiny_model():
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(n_layer=2, n_head=2, n_embd=64, n_positions=512, vocab_size=50257)
@@ -144,7 +144,7 @@ def _tiny_model():
     return model.eval()  # as from_pretrained returns models: dropout off until training starts
 
 
-def _source(ref: str) -> str | Path:
+def model_source(ref: str) -> str | Path:
     """Where a reference loads from: the bundled copy, or the reference itself (folder or hub id)."""
     if ref == BUNDLED:
         return bundled_folder()
@@ -162,17 +162,17 @@ def load_tokenizer(ref: str, trust_remote_code: bool = False):
 
     if ref == TINY:
         return _tiny_tokenizer()
-    source = _source(ref)
+    source = model_source(ref)
     try:
         tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001 - any loader failure becomes one sentence
-        raise LiftError(_load_failure(ref, exc)) from exc
+        raise LiftError(load_failure_message(ref, exc)) from exc
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
 
 
-def _load_failure(ref: str, exc: Exception) -> str:
+def load_failure_message(ref: str, exc: Exception) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return (f"could not load model {ref!r} ({first[:200]}); use 'bundled', 'tiny', a local folder "
             "holding config.json and weights, or a hub id (which needs internet)")
@@ -191,14 +191,14 @@ def context_length(model, tokenizer) -> int:
 def config_context_length(ref: str, tokenizer, trust_remote_code: bool = False) -> int:
     """The context length from the model's config alone, without loading its weights."""
     if ref == TINY:
-        return context_length(_tiny_model(), tokenizer)
+        return context_length(tiny_model(), tokenizer)
     from transformers import AutoConfig
 
-    source = _source(ref)
+    source = model_source(ref)
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001
-        raise LiftError(_load_failure(ref, exc)) from exc
+        raise LiftError(load_failure_message(ref, exc)) from exc
 
     class _Shell:  # context_length only reads .config
         pass
@@ -214,11 +214,11 @@ def load_model(ref: str = BUNDLED, quantization: str = "auto", trust_remote_code
     resolved = resolve_quantization(quantization, cuda)
     tokenizer = load_tokenizer(ref, trust_remote_code)
     if ref == TINY:
-        model = _tiny_model()
+        model = tiny_model()
     else:
         from transformers import AutoModelForCausalLM
 
-        source = _source(ref)
+        source = model_source(ref)
         kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
         if resolved != "none":
             kwargs["quantization_config"] = quantization_config(resolved, cuda)
@@ -229,7 +229,7 @@ def load_model(ref: str = BUNDLED, quantization: str = "auto", trust_remote_code
         try:
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         except Exception as exc:  # noqa: BLE001
-            raise LiftError(_load_failure(ref, exc)) from exc
+            raise LiftError(load_failure_message(ref, exc)) from exc
     device = "cuda" if cuda else "cpu"
     if resolved == "none":
         model.to(device)

