@@ -30,3 +30,9 @@ def set_draft(state: MutableMapping, request: RunRequest) -> None:
 def request_of_run(run: dict[str, Any]) -> RunRequest:
     """The request a stored run was started with (to re-run it or to open its settings)."""
     return RunRequest.from_dict((run.get("config") or {})["request"])
+
+
+def start_widget(state: MutableMapping, key: str, value: Any, options: list | tuple | None = None) -> None:
+    """Start a widget from the draft: Streamlit drops widget state when the user visits another page."""
+    if key not in state or (options is not None and state[key] not in options):
+        state[key] = value

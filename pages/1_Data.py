@@ -10,7 +10,7 @@ import streamlit as st
 
 from lift_core.builtin import BUILTIN, load_builtin
 from lift_core.data import MISSING, TASKS, read_table
-from lift_core.draft import get_draft
+from lift_core.draft import get_draft, start_widget
 from lift_core.errors import LiftError
 from lift_core.experiment import LoadedTable, RunRequest, load_table
 from lift_core.tableinfo import (MISSING_LABELS, UPLOAD_TYPES, column_summary, default_target, default_task,
@@ -25,9 +25,7 @@ draft = get_draft(state)
 
 
 def seed(key: str, value, options=None) -> None:
-    """Start a widget from the draft (widget state is dropped when the user visits another page)."""
-    if key not in state or (options is not None and state[key] not in options):
-        state[key] = value
+    start_widget(state, key, value, options)
 
 
 def use_table(data: str) -> None:

@@ -9,7 +9,7 @@ import json
 
 import streamlit as st
 
-from lift_core.draft import get_draft
+from lift_core.draft import get_draft, start_widget
 from lift_core.errors import LiftError
 from lift_core.experiment import LoadedTable, RunRequest, load_table, prompt_lengths
 from lift_core.serialize import EOS, TEMPLATES
@@ -26,9 +26,7 @@ draft = get_draft(state)
 
 
 def seed(key: str, value, options=None) -> None:
-    """Start a widget from the draft (widget state is dropped when the user visits another page)."""
-    if key not in state or (options is not None and state[key] not in options):
-        state[key] = value
+    start_widget(state, key, value, options)
 
 
 @st.cache_data(show_spinner="Reading the table ...", max_entries=8)
