@@ -96,7 +96,12 @@ def wait_training(driver, timeout_s: float = 90) -> int:
 
 def test_main_path_data_prompts_train_results_predict(server, browser, shots):
     d = browser
-    open_page(d, server, "Data", "Data")
+    open_page(d, server, "", "LIFT Studio")
+    wait_text(d, "Five steps")
+    settle(d)
+    screenshot(d, shots, "00_home")
+    click_link(d, "1. Data")
+    wait_until(d, lambda d_: d_.current_url.endswith("/Data"), 30, "Home's first step did not open Data")
     choose_select(d, "Built-in data set", "iris")
     wait_css(d, ".js-plotly-plot")  # the target's class chart
     wait_text(d, "Training rows")
