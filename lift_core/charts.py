@@ -179,7 +179,7 @@ def comparison_bar(runs_metrics: list[dict], metric: str | None = None) -> go.Fi
         x=list(means), y=[model_label(n) for n in names], orientation="h",
         error_x={"type": "data", "array": list(stds), "visible": several},
         marker_color=[LIFT_COLOR if n == LIFT else BASELINE_COLOR for n in names],
-        text=text, textposition="inside", insidetextanchor="start", customdata=list(counts),
+        text=text, textposition="inside", insidetextanchor="start", textangle=0, customdata=list(counts),
         hovertemplate="%{y}: %{x:.4g}<br>runs: %{customdata}<extra></extra>",
     ))
     spread = f", mean ± std over {len(runs_metrics)} runs" if several else ""

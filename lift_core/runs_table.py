@@ -64,7 +64,7 @@ def runs_overview(runs: list[dict[str, Any]], now: float | None = None) -> pd.Da
             "data set": dataset_label(run.get("dataset")),
             "model": run.get("model") or "",
             "method": run.get("method") or "",
-            "metric": metric,
+            "metric": metric or "",
             "value": value,
             "duration (s)": run_duration(run, now),
             "created": pd.to_datetime(run["created"], unit="s", utc=True) if run.get("created") else pd.NaT,

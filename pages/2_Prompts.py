@@ -18,7 +18,8 @@ from lift_core.tableinfo import (PREVIEW_ROWS, check_end_marker, default_questio
                                  verbalizer_table)
 
 CUSTOM = "custom"
-PRECISIONS = [None] + list(range(0, 13))
+AS_IS = "as is"
+PRECISIONS = [AS_IS] + list(range(0, 13))  # a selectbox shows None as "no choice", hence a word
 
 st.set_page_config(page_title="Prompts · LIFT Studio", layout="wide")
 state = st.session_state
@@ -89,10 +90,10 @@ else:
 
 c1, c2, c3 = st.columns(3)
 with c1:
-    seed("precision", spec.precision, PRECISIONS)
-    precision = st.selectbox("Decimals for numbers", PRECISIONS, key="precision",
-                             format_func=lambda d: "as is" if d is None else str(d),
-                             help="'as is' writes values as they are (the nameless LIFT template uses 2).")
+    seed("precision", AS_IS if spec.precision is None else spec.precision, PRECISIONS)
+    decimals = st.selectbox("Decimals for numbers", PRECISIONS, key="precision",
+                            help="'as is' writes values as they are (the nameless LIFT template uses 2).")
+    precision = None if decimals == AS_IS else int(decimals)
 with c2:
     seed("end_marker", spec.end_marker)
     end_marker = st.text_input("End marker", key="end_marker",

@@ -54,10 +54,11 @@ if run.get("error"):
     st.warning(f"This run ended with: {run['error']}")
 
 links = st.columns(3)
-if run["status"] in ACTIVE:
-    links[0].page_link("pages/3_Train.py", label="Follow it on Train", icon="🏃", query_params={"run": run_id})
-else:
+if run["status"] == "succeeded":
     links[0].page_link("pages/4_Results.py", label="Open its results", icon="📊", query_params={"run": run_id})
+else:  # active runs are followed on Train; ended ones show their error and log there
+    label = "Follow it on Train" if run["status"] in ACTIVE else "See its log on Train"
+    links[0].page_link("pages/3_Train.py", label=label, icon="🏃", query_params={"run": run_id})
 if run["status"] == "succeeded":
     links[1].page_link("pages/5_Predict.py", label="Predict with it", icon="🔮", query_params={"run": run_id})
 

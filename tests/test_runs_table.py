@@ -32,7 +32,7 @@ def test_overview_values():
 
     assert list(table.columns) == COLUMNS
     assert table["id"].tolist() == ["c", "g", "u", "q", "f"]
-    assert table["metric"].fillna("-").tolist() == ["accuracy", "RMSE", "-", "-", "accuracy"]
+    assert table["metric"].tolist() == ["accuracy", "RMSE", "", "", "accuracy"]  # blank, never "None"
     assert table["value"].iloc[0] == 0.9 and table["value"].iloc[1] == 2.5
     assert table["value"].iloc[2:].isna().all()
     assert table["duration (s)"].iloc[0] == 60.0
