@@ -23,7 +23,7 @@ class LoraSettings:
 
 @dataclass
 class TrainSettings:
-    epochs: int = 6
+    epochs: int = 8
     learning_rate: float = 2e-3
     batch_size: int = 4
     grad_accum: int = 1
