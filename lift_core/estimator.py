@@ -97,7 +97,7 @@ class _LiftBase(BaseEstimator):
         return self
 
     def _bf16(self) -> bool:
-        """Predict in the precision training used (a loaded model: as its config says, auto = off)."""
+        """Predict in the precision training and validation used (a loaded model: as saved)."""
         return bool(getattr(self, "bf16_", False))
 
     # -- prediction helpers ------------------------------------------------------------------
