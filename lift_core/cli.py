@@ -187,9 +187,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     if args.out.is_dir():
         raise LiftError(f"--out {args.out} is a folder; give a file name such as {args.out / 'predictions.csv'}")
+    frame = read_table(args.data)
     if not args.adapter.exists():
         raise LiftError(f"no such adapter file: {args.adapter}; give the adapter.zip a run wrote")
-    frame = read_table(args.data)
     missing = [f for f in read_manifest(args.adapter).get("features", []) if f not in frame.columns]
     if missing:
         raise LiftError(f"the table lacks column(s) {missing} that the model was trained on; add them")

@@ -3,7 +3,7 @@
 from streamlit.testing.v1 import AppTest
 
 from lift_core import jobs
-from lift_core.config import LiftConfig
+from lift_core.config import LiftConfig, TrainSettings
 from lift_core.store import ACTIVE, RunStore
 
 
@@ -30,7 +30,7 @@ def test_the_page_shows_the_draft_device_and_default_settings():
     assert at.number_input(key="setting_epochs").value == defaults.train.epochs
     assert at.number_input(key="setting_learning_rate").value == defaults.train.learning_rate
     assert at.number_input(key="setting_r").value == defaults.lora.r
-    assert "Default: 6." in at.number_input(key="setting_epochs").help
+    assert f"Default: {TrainSettings().epochs}." in at.number_input(key="setting_epochs").help
     assert any("iris" in m.value for m in at.markdown)
     assert any("4-bit QLoRA" in i.value for i in at.info)
     assert any(m.label == "Memory estimate" for m in at.metric)

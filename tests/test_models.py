@@ -57,8 +57,11 @@ def test_a_local_folder_loads_like_a_hub_id(tmp_path):
 
 
 def test_a_model_that_cannot_be_found_is_a_clear_error(tmp_path):
-    with pytest.raises(LiftError, match="could not load model.*local folder"):
+    with pytest.raises(LiftError, match="no model folder at .*nowhere; give a folder holding config.json"):
         load_model(str(tmp_path / "nowhere"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LiftError, match="could not load model.*local folder"):
+        load_model(str(tmp_path / "empty"))
 
 
 def test_lora_on_all_linear_layers_by_default():
