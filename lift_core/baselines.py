@@ -224,8 +224,13 @@ def evaluate(
             proba = _align_proba(raw, getattr(model, "classes_", classes), classes)
     predict_seconds = time.perf_counter() - start
 
+    invalid = getattr(model, "invalid_mask_", None)
     if task == "classification":
-        metrics = classification_metrics(y_test, pred, proba, classes, n_invalid)
+        scored = pred
+        if invalid is not None and np.any(invalid):
+            scored = pred.astype(object)
+            scored[np.asarray(invalid, dtype=bool)] = None  # unreadable answers count wrong, not as their fallback
+        metrics = classification_metrics(y_test, scored, proba, classes, n_invalid)
     else:
         metrics = regression_metrics(y_test, pred, n_invalid)
     metrics["fit_seconds"] = fit_seconds

@@ -660,8 +660,17 @@ def seed_siblings(run: dict, runs: Sequence[dict]) -> list[dict]:
         (request.get("lift") or {}).get("train", {}).pop("seed", None)
         return json.dumps(request, sort_keys=True)
 
+    def seeds(r: dict) -> tuple:
+        request = (r.get("config") or {}).get("request") or {}
+        return request.get("seed"), ((request.get("lift") or {}).get("train") or {}).get("seed")
+
     mine = key(run)
     same = [r for r in runs if r.get("status") == "succeeded" and r.get("metrics") and key(r) == mine]
     if run["id"] not in {r["id"] for r in same}:
         same.append(run)
+    # A re-run of the same seeds is the same experiment again, not another split: keep this run, else the newest.
+    newest: dict[tuple, dict] = {}
+    for r in sorted(same, key=lambda r: (r["id"] == run["id"], r.get("created") or 0)):
+        newest[seeds(r)] = r
+    same = list(newest.values())
     return sorted(same, key=lambda r: (run_settings(r)["seed"] is None, run_settings(r)["seed"] or 0, r["id"]))

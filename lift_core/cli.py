@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--adapter", required=True, type=Path)
     pr.add_argument("--data", required=True, type=Path)
     pr.add_argument("--out", required=True, type=Path)
+    pr.add_argument("--trust-remote-code", action="store_true",
+                    help="allow the adapter's base model's own Python code to run (hub models that need it)")
 
     sub.add_parser("runs", help="list the runs in the workspace")
     w = sub.add_parser("worker", help="(internal) run a queued run; the app starts these")
@@ -195,7 +197,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise LiftError(f"the table lacks column(s) {missing} that the model was trained on; add them")
     with tempfile.TemporaryDirectory(prefix="lift-adapter-") as tmp:
         read_bundle(args.adapter, Path(tmp))
-        est = load_estimator(Path(tmp) / "adapter")
+        est = load_estimator(Path(tmp) / "adapter", trust_remote_code=args.trust_remote_code)
         out = predictions_table(est, frame)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.out, index=False)

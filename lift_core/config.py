@@ -32,7 +32,6 @@ class TrainSettings:
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 = never
     seed: int = 0
     bf16_cpu: bool | str = "auto"  # bf16 autocast on CPU: "auto" measures which is faster, once per model and CPU
-    max_length: int | None = None  # None = the model's context length
 
 
 @dataclass

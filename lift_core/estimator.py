@@ -94,6 +94,7 @@ class _LiftBase(BaseEstimator):
         self.train_result_: TrainResult = train_lora(
             self.lm_.model, features, tok.pad_token_id, cfg.train, self.lm_.device,
             validate=validate, on_event=on_event, should_stop=should_stop, bf16=self.bf16_)
+        self._last = None  # best weights restored: scores from training-time validation are stale
         return self
 
     def _bf16(self) -> bool:
@@ -124,8 +125,12 @@ class _LiftBase(BaseEstimator):
         return folder
 
     @staticmethod
-    def load(folder: str | Path) -> "_LiftBase":
-        """Rebuild a fitted model from a folder written by ``save`` (an unpacked zip's ``adapter/``)."""
+    def load(folder: str | Path, trust_remote_code: bool = False) -> "_LiftBase":
+        """Rebuild a fitted model from a folder written by ``save`` (an unpacked zip's ``adapter/``).
+
+        ``trust_remote_code`` is the caller's decision, never the zip's: a downloaded adapter must
+        not be able to switch on a hub model's own Python code.
+        """
         from peft import PeftModel
 
         folder = Path(folder)
@@ -136,23 +141,41 @@ class _LiftBase(BaseEstimator):
             raise LiftError(f"{folder} holds no LIFT Studio adapter (its {STATE_FILE} is missing or damaged); "
                             "load an adapter.zip exported by LIFT Studio") from exc
         cls = LiftClassifier if state["task"] == "classification" else LiftRegressor
-        est = cls(LiftConfig.from_dict(state["config"]), target=state["target"])
+        config = LiftConfig.from_dict(state["config"])
+        config.trust_remote_code = trust_remote_code
+        est = cls(config, target=state["target"])
         est._load_target_state(state)
         est.bf16_ = bool(state.get("bf16", False))  # predict in the precision it was validated in
         cfg = est._cfg()
         est.lm_ = load_model(cfg.model, cfg.quantization, cfg.trust_remote_code)
-        est.lm_.model = PeftModel.from_pretrained(est.lm_.model, folder, is_trainable=False)
+        try:
+            est.lm_.model = PeftModel.from_pretrained(est.lm_.model, folder, is_trainable=False)
+        except Exception as exc:  # noqa: BLE001 - peft raises RuntimeError/ValueError/KeyError on a bad adapter
+            raise LiftError(f"the adapter in {folder} does not fit its base model {cfg.model!r} ({str(exc)[:160]}); "
+                            "export it again from the run that trained it") from exc
         est._bind(list(state["features"]), getattr(est, "classes_", None))
         return est
 
 
 class LiftClassifier(ClassifierMixin, _LiftBase):
+    """``classes`` names every class up front (the whole table's), so a class that the training
+    split happens to lack is still a candidate answer and validation never meets an unknown label."""
+
     task = "classification"
+
+    def __init__(self, config: LiftConfig | None = None, target: str = "y", classes: list | None = None) -> None:
+        super().__init__(config, target)
+        self.classes = classes
 
     def _set_target_stats(self, y: pd.Series) -> None:
         if y.isna().any():
             raise LiftError("the target has missing values; drop those rows first")
-        self.classes_ = np.array(sorted(pd.unique(y), key=lambda v: (str(type(v)), v)), dtype=object)
+        seen = pd.unique(y)
+        known = list(self.classes) if self.classes is not None else seen
+        unknown = [v for v in seen if v not in set(known)]
+        if unknown:
+            raise LiftError(f"training labels {unknown[:5]} are not among the classes given; list every class")
+        self.classes_ = np.array(sorted(known, key=lambda v: (str(type(v)), v)), dtype=object)
         counts = y.value_counts()
         self.majority_ = counts.index[0]
 
@@ -165,33 +188,53 @@ class LiftClassifier(ClassifierMixin, _LiftBase):
         self.majority_ = state["majority"]
 
     def _validate(self, prompt_ids, y_val) -> tuple[tuple[float, float], dict[str, float]]:
+        self._last = None  # the weights changed since the last call: never reuse its scores
         proba = self._proba_from_ids(prompt_ids)
-        pred = self.classes_[proba.argmax(axis=1)]
+        pred = self.classes_[proba.argmax(axis=1)].astype(object)
+        pred[self.invalid_mask_] = None  # an unreadable answer is wrong, whatever the fallback
         m = classification_metrics(y_val, pred, proba, list(self.classes_), self.n_invalid_)
         # Accuracy on a small validation set ties often; the log-loss breaks ties toward confidence.
         return (m["accuracy"], -m["log_loss"]), {"val_accuracy": m["accuracy"], "val_log_loss": m["log_loss"]}
 
     def _proba_from_ids(self, prompt_ids, progress=None) -> np.ndarray:
+        """Class probabilities; sets ``invalid_mask_`` (rows whose generated answer named no class).
+
+        The last result is kept, so ``predict`` then ``predict_proba`` on the same rows (as the
+        comparison loop does) reads the model once.
+        """
+        key = (self._cfg().predict_mode, hash(tuple(map(tuple, prompt_ids))))
+        cached = getattr(self, "_last", None)
+        if cached is not None and cached[0] == key:
+            self.invalid_mask_, self.n_invalid_ = cached[2], int(cached[2].sum())
+            return cached[1]
         cfg = self._cfg()
+        k = len(self.classes_)
         if cfg.predict_mode == "generate":
-            texts = self._generate(prompt_ids, progress)
-            picked = [self.serializer_.class_of_answer(t) for t in texts]
-            self.n_invalid_ = sum(p is None for p in picked)
+            picked = [self.serializer_.class_of_answer(t) for t in self._generate(prompt_ids, progress)]
+            invalid = np.array([p is None for p in picked], dtype=bool)
             index = {c: i for i, c in enumerate(self.classes_)}
-            proba = np.zeros((len(picked), len(self.classes_)))
+            proba = np.full((len(picked), k), 1.0 / k)  # no answer: no preference
             for row, p in enumerate(picked):
-                proba[row, index[self.majority_ if p is None else p]] = 1.0
-            return proba
-        scores = score_candidates(self.lm_.model, prompt_ids, self.candidate_ids_, self.lm_.tokenizer.pad_token_id,
-                                  self.lm_.device, cfg.eval_batch_size, self._bf16(), progress)
-        self.n_invalid_ = 0
-        return softmax_rows(scores)
+                if p is not None:
+                    proba[row] = 0.0
+                    proba[row, index[p]] = 1.0
+        else:
+            scores = score_candidates(self.lm_.model, prompt_ids, self.candidate_ids_,
+                                      self.lm_.tokenizer.pad_token_id, self.lm_.device, cfg.eval_batch_size,
+                                      self._bf16(), progress)
+            proba, invalid = softmax_rows(scores), np.zeros(len(prompt_ids), dtype=bool)
+        self._last = (key, proba, invalid)
+        self.invalid_mask_, self.n_invalid_ = invalid, int(invalid.sum())
+        return proba
 
     def predict_proba(self, X: pd.DataFrame, progress=None) -> np.ndarray:
         return self._proba_from_ids(self._prompt_ids(X), progress)
 
     def predict(self, X: pd.DataFrame, progress=None) -> np.ndarray:
-        return self.classes_[self.predict_proba(X, progress).argmax(axis=1)]
+        """The most likely class; a row whose generated answer named no class gets the training majority."""
+        pred = self.classes_[self.predict_proba(X, progress).argmax(axis=1)].astype(object)
+        pred[self.invalid_mask_] = self.majority_
+        return pred
 
 
 class LiftRegressor(RegressorMixin, _LiftBase):
@@ -217,8 +260,9 @@ class LiftRegressor(RegressorMixin, _LiftBase):
 
     def _predict_ids(self, prompt_ids, progress=None) -> np.ndarray:
         texts = self._generate(prompt_ids, progress)
-        values = [parse_number(t) for t in texts]
-        self.n_invalid_ = sum(v is None for v in values)
+        values = [parse_number(t, self._cfg().prompt.end_marker) for t in texts]
+        self.invalid_mask_ = np.array([v is None for v in values], dtype=bool)
+        self.n_invalid_ = int(self.invalid_mask_.sum())
         self.parsed_ = values
         return np.array([self.y_mean_ if v is None else v for v in values], dtype=float)
 

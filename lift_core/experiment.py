@@ -129,9 +129,10 @@ def _parts(table: LoadedTable):
             (X.iloc[s.test], y.iloc[s.test].to_numpy()))
 
 
-def make_estimator(task: str, config: LiftConfig, target: str):
-    cls = LiftClassifier if task == "classification" else LiftRegressor
-    return cls(config, target=target)
+def make_estimator(task: str, config: LiftConfig, target: str, classes: list | None = None):
+    if task == "classification":
+        return LiftClassifier(config, target=target, classes=classes)
+    return LiftRegressor(config, target=target)
 
 
 def model_card(manifest: dict[str, Any]) -> str:
@@ -189,7 +190,7 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
         f"{len(X_tr)} train / {len(X_val)} validation / {len(X_te)} test rows (seed {request.seed})")
     classes = list(p.classes) if p.classes is not None else None
 
-    est = make_estimator(p.task, request.lift, p.target)
+    est = make_estimator(p.task, request.lift, p.target, classes)
     log(f"LIFT: fine-tuning {request.lift.model} ...")
     lift = evaluate(est, X_tr, y_tr, X_te, y_te, p.task, classes,
                     fit_params={"eval_set": (X_val, y_val), "on_event": event,
@@ -199,7 +200,8 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
         raise RunCancelled()
     lift_metrics = {**lift["metrics"], "trainable_parameters": int(est.n_trainable_),
                     "best_epoch": result.best_epoch, "train_seconds": result.seconds,
-                    "tokens_per_s": result.train_tokens / result.seconds if result.seconds else None,
+                    "tokens_per_s": (result.train_tokens / (result.seconds - result.eval_seconds)
+                                     if result.seconds > result.eval_seconds else None),
                     "device": est.lm_.device, "quantization": est.lm_.quantization}
     models: dict[str, Any] = {"lift": lift_metrics}
     if request.baselines:

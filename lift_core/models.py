@@ -211,7 +211,8 @@ def config_context_length(ref: str, tokenizer, trust_remote_code: bool = False) 
 def load_model(ref: str = BUNDLED, quantization: str = "auto", trust_remote_code: bool = False) -> LoadedModel:
     """Load a base model for training or prediction on the best device at hand."""
     cuda = cuda_available()
-    resolved = resolve_quantization(quantization, cuda)
+    # The tiny test model is built in code, never loaded through bitsandbytes: always full precision.
+    resolved = "none" if ref == TINY else resolve_quantization(quantization, cuda)
     tokenizer = load_tokenizer(ref, trust_remote_code)
     if ref == TINY:
         model = tiny_model()

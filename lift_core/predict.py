@@ -47,7 +47,8 @@ def score_candidates(model, prompt_ids: Sequence[Sequence[int]], candidates: Seq
             with _autocast(device, bf16):
                 logits = model(input_ids=batch["input_ids"].to(device), attention_mask=mask.to(device),
                                position_ids=position_ids.to(device), logits_to_keep=width + 1).logits
-            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).cpu()  # predicts the last `width` tokens
+            # A model may ignore logits_to_keep (remote code often does): slice the tail either way.
+            logp = torch.log_softmax(logits[:, -(width + 1):-1].float(), dim=-1).cpu()
             for j, seq in enumerate(seqs):
                 cand = candidates[j % k]
                 n = len(cand)

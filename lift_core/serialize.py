@@ -28,7 +28,7 @@ DEFAULT_TEMPLATE = "lift_names"
 EOS = "<eos>"  # end marker meaning "the tokenizer's own end-of-sequence token"
 
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,8 @@ class TrainResult:
     best_score: Any
     history: list[dict[str, Any]] = field(default_factory=list)
     cancelled: bool = False
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the whole fit, validation included
+    eval_seconds: float = 0.0
     train_tokens: int = 0
 
 
@@ -209,6 +210,7 @@ def train_lora(model, train_features: list[dict], pad_id: int, settings: TrainSe
         trainer.train()
         result.seconds = time.time() - t0
     result.train_tokens = collator.tokens_seen
+    result.eval_seconds = callback.eval_seconds
     if callback.best_state is not None:
         with torch.no_grad():
             params = dict(model.named_parameters())

@@ -64,6 +64,10 @@ def test_restored_best_weights_reproduce_the_best_validation_score(fitted, iris)
     best = next(h for h in est.train_result_.history if h["epoch"] == est.train_result_.best_epoch)
     proba = est.predict_proba(Xv)
     assert np.mean(est.classes_[proba.argmax(1)] == yv) == pytest.approx(best["val_accuracy"])
+    # The log-loss moves every epoch, so it pins the restored weights to the best epoch's exactly.
+    from sklearn.metrics import log_loss
+    assert log_loss(yv, proba, labels=list(est.classes_)) == pytest.approx(best["val_log_loss"], rel=1e-6)
+    assert len({round(h["val_log_loss"], 6) for h in est.train_result_.history}) > 1
 
 
 def test_predict_proba_is_a_distribution_over_classes(fitted, iris):

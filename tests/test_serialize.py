@@ -87,7 +87,8 @@ def test_parse_number_accepts_well_formed(text, value):
     assert parse_number(text, "@@@") == pytest.approx(value)
 
 
-@pytest.mark.parametrize("text", ["", "abc", "1.2.3", "12 apples", "--1", "1,5", "nan", "inf", "@@@1", "1e999"])
+@pytest.mark.parametrize("text", ["", "abc", "1.2.3", "12 apples", "--1", "1,5", "nan", "inf", "@@@1", "1e999",
+                                  "\u0661\u0662"])  # Arabic-Indic digits are not our numbers
 def test_parse_number_rejects_malformed(text):
     assert parse_number(text, "@@@") is None
 

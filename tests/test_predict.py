@@ -1,0 +1,52 @@
+"""Candidate scoring against a plain one-sequence-at-a-time computation, and invalid answers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lift_core.baselines import evaluate
+from lift_core.models import load_model
+from lift_core.predict import score_candidates
+
+
+def reference_scores(model, prompts, candidates):
+    """Mean log-probability of each candidate, one unpadded sequence at a time."""
+    out = np.zeros((len(prompts), len(candidates)))
+    with torch.no_grad():
+        for i, p in enumerate(prompts):
+            for j, c in enumerate(candidates):
+                ids = torch.tensor([p + c])
+                logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+                out[i, j] = np.mean([logp[len(p) - 1 + t, tok].item() for t, tok in enumerate(c)])
+    return out
+
+
+def test_batched_left_padded_scoring_equals_one_row_at_a_time():
+    lm = load_model("tiny")
+    prompts = [[464, 3290, 318, 257], [40, 1101], [1212, 318, 257, 1332, 286, 262, 4226]]  # lengths 4, 2, 7
+    candidates = [[900, 50256], [1234, 5678, 50256], [42, 50256]]  # answers of different lengths
+    got = score_candidates(lm.model, prompts, candidates, pad_id=50256, device="cpu", batch_size=4)
+    np.testing.assert_allclose(got, reference_scores(lm.model, prompts, candidates), atol=1e-5)
+
+
+class _Guesser:
+    """A classifier whose third answer could not be read and fell back to the majority class."""
+
+    classes_ = np.array(["a", "b"], dtype=object)
+
+    def fit(self, X, y):
+        return self
+
+    def predict(self, X):
+        self.invalid_mask_ = np.array([False, False, True])
+        self.n_invalid_ = 1
+        return np.array(["a", "b", "a"], dtype=object)
+
+
+def test_an_unreadable_answer_counts_wrong_even_when_its_fallback_is_right():
+    X = pd.DataFrame({"x": [1, 2, 3]})
+    result = evaluate(_Guesser(), X, ["a", "b", "a"], X, ["a", "b", "a"], "classification", ["a", "b"])
+    assert result["metrics"]["accuracy"] == pytest.approx(2 / 3)
+    assert result["metrics"]["invalid_rate"] == pytest.approx(1 / 3)
+    assert list(result["pred"]) == ["a", "b", "a"]  # the user still gets the fallback as the prediction
