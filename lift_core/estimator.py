@@ -21,7 +21,7 @@ from lift_core.config import LiftConfig
 from lift_core.errors import LiftError
 from lift_core.examples import Example, check_fits, encode_answer, encode_prompts, end_ids, training_features
 from lift_core.metrics import classification_metrics, regression_metrics
-from lift_core.models import LoadedModel, load_model
+from lift_core.models import load_model
 from lift_core.predict import generate_answers, score_candidates, softmax_rows
 from lift_core.serialize import Serializer, parse_number
 from lift_core.training import TrainResult, attach_lora, train_lora, trainable_parameters, use_bf16

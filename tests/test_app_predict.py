@@ -1,20 +1,18 @@
 """The Predict & export page on the shared finished tiny iris run."""
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.runtime import memory_media_file_storage
-from streamlit.testing.v1 import AppTest
 
 from lift_core.builtin import load_builtin
 from lift_core.bundle import read_bundle, read_manifest
 from lift_core.data import read_table
 from lift_core.estimator import load_estimator, predictions_table
 from lift_core.store import RunStore
+from apptest_pages import open_page
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/5_Predict.py"
 
 
@@ -43,15 +41,7 @@ def downloads(monkeypatch):
 
 
 def _page(run_id=None):
-    # Opened from Home like in the app, so links to the other pages resolve.
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page(PAGE)
-    if run_id is not None:
-        at.query_params["run"] = run_id
-    at.run()
-    assert not at.exception
-    return at
+    return open_page(PAGE, run_id, timeout=120)
 
 
 def test_page_shows_the_run_and_its_adapter_downloads(workspace, downloads):

@@ -1,27 +1,17 @@
 """The Runs page: the table of runs, opening one, deleting one with confirmation."""
 
 import shutil
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from lift_core.store import RunStore
+from apptest_pages import open_page
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/6_Runs.py"
 
 
 def _page(run_id=None):
-    # Opened from Home like in the app, so links to the other pages resolve.
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.run()
-    at.switch_page(PAGE)
-    if run_id is not None:
-        at.query_params["run"] = run_id
-    at.run()
-    assert not at.exception
-    return at
+    return open_page(PAGE, run_id, timeout=60)
 
 
 def test_empty_store_shows_a_hint():
