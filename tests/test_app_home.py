@@ -1,6 +1,5 @@
 """Home: LIFT in short, the five steps, and "Try it on iris" submitting a default iris run."""
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from lift_core import jobs
