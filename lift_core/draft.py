@@ -27,6 +27,16 @@ def set_draft(state: MutableMapping, request: RunRequest) -> None:
     state[DRAFT_KEY] = request
 
 
+def resume_draft(state: MutableMapping, run: dict[str, Any] | None) -> RunRequest:
+    """A new session (a reload, a new tab) that opens a run goes on from that run's settings."""
+    if DRAFT_KEY not in state and run is not None:
+        try:
+            set_draft(state, request_of_run(run))
+        except (KeyError, TypeError, ValueError):
+            pass  # a run stored without its request: start from the defaults
+    return get_draft(state)
+
+
 def request_of_run(run: dict[str, Any]) -> RunRequest:
     """The request a stored run was started with (to re-run it or to open its settings)."""
     return RunRequest.from_dict((run.get("config") or {})["request"])

@@ -8,7 +8,7 @@ import streamlit as st
 from lift_core import jobs
 from lift_core.builtin import BUILTIN
 from lift_core.config import LiftConfig
-from lift_core.draft import get_draft
+from lift_core.draft import resume_draft
 from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest
 from lift_core.models import BUNDLED, QUANTIZATION_MODES, TINY
@@ -99,10 +99,10 @@ def live_run(run_id: str, drawn_active: bool) -> None:
 
 st.set_page_config(page_title="Train · LIFT Studio", layout="wide")
 st.title("Train")
-draft = get_draft(st.session_state)
 
 # The run this page shows: the URL first (a reload or a new tab re-attaches), else this session's last.
 run_id = st.query_params.get("run") or st.session_state.get(RUN_STATE_KEY)
+run = None
 if run_id:
     st.query_params["run"] = run_id
     st.session_state[RUN_STATE_KEY] = run_id
@@ -116,11 +116,13 @@ if run_id:
                    "machine); start a new one below.")
         st.query_params.pop("run", None)
         st.session_state.pop(RUN_STATE_KEY, None)
+        run = None
     else:
         active = run["status"] in ACTIVE
         st.fragment(run_every=2 if active else None)(live_run)(run_id, active)
         st.divider()
         st.header("New run")
+draft = resume_draft(st.session_state, run)
 
 st.subheader("What will be trained")
 data_name = draft.data if draft.data in BUILTIN else Path(draft.data).name
