@@ -185,16 +185,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from lift_core.bundle import read_bundle, read_manifest
     from lift_core.data import read_table
-    from lift_core.estimator import load_estimator, predictions_table
+    from lift_core.estimator import check_features, load_estimator, predictions_table
 
     if args.out.is_dir():
         raise LiftError(f"--out {args.out} is a folder; give a file name such as {args.out / 'predictions.csv'}")
     frame = read_table(args.data)
     if not args.adapter.exists():
         raise LiftError(f"no such adapter file: {args.adapter}; give the adapter.zip a run wrote")
-    missing = [f for f in read_manifest(args.adapter).get("features", []) if f not in frame.columns]
-    if missing:
-        raise LiftError(f"the table lacks column(s) {missing} that the model was trained on; add them")
+    check_features(read_manifest(args.adapter).get("features", []), frame, str(args.data))
     with tempfile.TemporaryDirectory(prefix="lift-adapter-") as tmp:
         read_bundle(args.adapter, Path(tmp))
         est = load_estimator(Path(tmp) / "adapter", trust_remote_code=args.trust_remote_code)

@@ -29,6 +29,22 @@ from lift_core.training import TrainResult, attach_lora, train_lora, trainable_p
 STATE_FILE = "lift.json"
 
 
+def check_features(features: list[str], frame: pd.DataFrame, where: str = "the table") -> None:
+    """Refuse rows that lack a column the model was trained on (extra columns are ignored)."""
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise LiftError(f"{where} lacks the column(s) {', '.join(map(repr, missing))} that the model was "
+                        "trained on; add them with the same names")
+
+
+def input_kind(dtype: str) -> str:
+    """How a one-row form asks for a feature of this stored dtype: "integer", "number" or "text"."""
+    dtype = str(dtype).lower()
+    if dtype.startswith(("int", "uint")):
+        return "integer"
+    return "number" if dtype.startswith("float") else "text"
+
+
 def _native(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
@@ -55,9 +71,7 @@ class _LiftBase(BaseEstimator):
             self.candidate_ids_ = [encode_answer(self.lm_.tokenizer, a, self.end_) for a in self.serializer_.answers]
 
     def _prompt_ids(self, X: pd.DataFrame) -> list[list[int]]:
-        missing = [f for f in self.features_ if f not in X.columns]
-        if missing:
-            raise LiftError(f"the table lacks column(s) {missing} that the model was trained on; add them")
+        check_features(self.features_, X)
         ids = encode_prompts(self.lm_.tokenizer, self.serializer_.prompts(X))
         check_fits(ids, self._longest_answer(), self.lm_.context_length, list(X.index))
         return ids

@@ -10,7 +10,7 @@ import streamlit as st
 from lift_core.bundle import read_bundle, read_manifest
 from lift_core.data import read_table
 from lift_core.errors import LiftError
-from lift_core.estimator import STATE_FILE, load_estimator, predictions_table
+from lift_core.estimator import STATE_FILE, check_features, input_kind, load_estimator, predictions_table
 from lift_core.store import SUCCEEDED, RunStore
 
 RESULT_KEY = "predict_result"
@@ -117,20 +117,21 @@ if how == FROM_TABLE:
         except LiftError as exc:
             st.error(str(exc))
         else:
-            missing = [f for f in features if f not in candidate.columns]
-            if missing:
-                st.error(f"{table.name} lacks the column(s) {', '.join(map(repr, missing))} that the model "
-                         "was trained on; add them (same names) and upload it again.")
-            elif st.button(f"Predict {len(candidate)} row(s)", type="primary"):
+            try:
+                check_features(features, candidate, table.name)
+            except LiftError as exc:
+                st.error(f"{exc}, and upload it again.")
+                candidate = None
+            if candidate is not None and st.button(f"Predict {len(candidate)} row(s)", type="primary"):
                 frame = candidate
 else:
     with st.form("one_row"):
         values = {}
         for f in features:
-            dtype = str(schema.get(f, "object")).lower()
-            if dtype.startswith(("int", "uint")):
+            kind = input_kind(schema.get(f, "object"))
+            if kind == "integer":
                 values[f] = st.number_input(f, value=None, step=1)
-            elif dtype.startswith("float"):
+            elif kind == "number":
                 values[f] = st.number_input(f, value=None)
             else:
                 values[f] = st.text_input(f) or None

@@ -50,3 +50,21 @@ def test_an_unreadable_answer_counts_wrong_even_when_its_fallback_is_right():
     assert result["metrics"]["accuracy"] == pytest.approx(2 / 3)
     assert result["metrics"]["invalid_rate"] == pytest.approx(1 / 3)
     assert list(result["pred"]) == ["a", "b", "a"]  # the user still gets the fallback as the prediction
+
+
+def test_check_features_names_what_is_missing_and_ignores_extras():
+    from lift_core.errors import LiftError
+    from lift_core.estimator import check_features
+
+    frame = pd.DataFrame({"a": [1], "b": [2], "extra": [3]})
+    check_features(["a", "b"], frame)
+    with pytest.raises(LiftError, match=r"new.csv lacks the column\(s\) 'c' that the model was trained on"):
+        check_features(["a", "c"], frame, "new.csv")
+
+
+@pytest.mark.parametrize("dtype,kind", [("int64", "integer"), ("UInt8", "integer"), ("float32", "number"),
+                                        ("object", "text"), ("bool", "text"), ("string", "text")])
+def test_input_kind(dtype, kind):
+    from lift_core.estimator import input_kind
+
+    assert input_kind(dtype) == kind
