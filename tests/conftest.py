@@ -16,6 +16,18 @@ def pytest_configure(config):
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture
+def finished_copy(finished_run, tmp_path, monkeypatch):
+    """A writable copy of ``finished_run``'s workspace, with LIFT_HOME pointing at it: ``(workspace, run_id)``."""
+    import shutil
+
+    source, run_id = finished_run
+    copy = tmp_path / "finished-copy"
+    shutil.copytree(source, copy)
+    monkeypatch.setenv("LIFT_HOME", str(copy))
+    return copy, run_id
+
+
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
     """A finished LIFT run on iris with the tiny model and every baseline, in its own workspace.

@@ -1,6 +1,5 @@
 """The Predict & export page on the shared finished tiny iris run."""
 
-import shutil
 
 import numpy as np
 import pytest
@@ -17,13 +16,9 @@ PAGE = "pages/5_Predict.py"
 
 
 @pytest.fixture
-def workspace(finished_run, tmp_path, monkeypatch):
-    """A copy of the finished run's workspace (the page unpacks adapters into its workspace)."""
-    source, run_id = finished_run
-    copy = tmp_path / "ws"
-    shutil.copytree(source, copy)
-    monkeypatch.setenv("LIFT_HOME", str(copy))
-    return copy, run_id
+def workspace(finished_copy):
+    """The page unpacks adapters into its workspace, so it works on a copy."""
+    return finished_copy
 
 
 @pytest.fixture

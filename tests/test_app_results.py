@@ -1,7 +1,6 @@
 """The Results page renders a finished run, says where an unfinished one stands, and never crashes."""
 
 import copy
-import shutil
 from pathlib import Path
 
 import pytest
@@ -34,13 +33,10 @@ def frames_text(at: AppTest) -> str:
 
 
 @pytest.fixture
-def finished_copy(finished_run, tmp_path, monkeypatch):
-    """A writable copy of the finished run's workspace (the shared one must stay untouched)."""
-    workspace, run_id = finished_run
-    copy_dir = tmp_path / "copy"
-    shutil.copytree(workspace, copy_dir)
-    monkeypatch.setenv("LIFT_HOME", str(copy_dir))
-    return RunStore(copy_dir), run_id
+def copied_store(finished_copy):
+    """The store of a writable copy of the finished run's workspace (the shared one must stay untouched)."""
+    workspace, run_id = finished_copy
+    return RunStore(workspace), run_id
 
 
 def add_fake_run(store: RunStore, like: str, name: str, seed: int = 0, template: str | None = None,
@@ -126,8 +122,8 @@ def test_unfinished_runs_show_their_status():
     assert not charts_of(at)
 
 
-def test_compare_runs_and_seed_summary(finished_copy):
-    store, run_id = finished_copy
+def test_compare_runs_and_seed_summary(copied_store):
+    store, run_id = copied_store
     other = add_fake_run(store, run_id, "iris · template text", template="text", lift_accuracy=0.25)
     add_fake_run(store, run_id, "iris · seed 1", seed=1, lift_accuracy=0.75)
     at = page({"run": run_id})

@@ -1,6 +1,5 @@
 """The Runs page: the table of runs, opening one, deleting one with confirmation."""
 
-import shutil
 
 import pytest
 
@@ -34,11 +33,9 @@ def test_lists_the_finished_run_with_its_accuracy(finished_run, monkeypatch):
     assert not at.warning  # it succeeded: no error to show
 
 
-def test_delete_asks_first_then_removes_the_run(finished_run, tmp_path, monkeypatch):
-    source, run_id = finished_run
-    workspace = tmp_path / "ws"
-    shutil.copytree(source, workspace)
-    monkeypatch.setenv("LIFT_HOME", str(workspace))
+def test_delete_asks_first_then_removes_the_run(finished_run, finished_copy):
+    workspace, run_id = finished_copy
+    source, _ = finished_run
     at = _page(run_id)
 
     [delete] = [b for b in at.button if b.label == "Delete…"]
@@ -85,13 +82,10 @@ def test_delete_of_a_running_run_is_refused(tmp_path, monkeypatch):
     assert store.get(run_id)["status"] == "running"
 
 
-def test_run_again_submits_the_same_settings_and_opens_train(finished_run, tmp_path, monkeypatch):
+def test_run_again_submits_the_same_settings_and_opens_train(finished_copy):
     from lift_core.jobs import stop
 
-    source, run_id = finished_run
-    workspace = tmp_path / "ws"
-    shutil.copytree(source, workspace)
-    monkeypatch.setenv("LIFT_HOME", str(workspace))
+    workspace, run_id = finished_copy
     at = _page(run_id)
     [again] = [b for b in at.button if b.label == "Run again with the same settings"]
     again.click()
