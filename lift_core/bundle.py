@@ -5,8 +5,9 @@ Layout::
     manifest.json   what the adapter is: base_model, template, verbalizer, feature schema,
                     task, classes, metrics, created, format_version
     README.md       a short model card for people
-    adapter/...     the peft adapter folder (adapter_config.json, adapter_model.safetensors,
-                    maybe a head's extra .safetensors/.json files)
+    adapter/...     the adapter folder: lift.json plus either a peft LoRA adapter
+                    (adapter_config.json, adapter_model.safetensors) or, for L-Tuning and
+                    prefix/prompt tuning, the prefix/prompt and head weights (pair_adapter.safetensors)
 
 Bundles come from strangers, so reading one trusts nothing: member names, file types, sizes
 and the decompressed byte counts are all checked, only safetensors weights are accepted (pickles
@@ -43,7 +44,8 @@ PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"})
 MANIFEST = "manifest.json"
 CARD = "README.md"
 ADAPTER_DIR = "adapter"
-ADAPTER_CONFIG = f"{ADAPTER_DIR}/adapter_config.json"
+# A LoRA adapter has peft's adapter_config.json; a prefix/prompt-and-head adapter has only lift.json.
+ADAPTER_MARKERS = ("adapter_config.json", "lift.json")
 
 BundleSource = Union[str, Path, bytes, bytearray, memoryview, IO[bytes]]
 
@@ -96,9 +98,9 @@ def write_bundle(path: Path, adapter_dir: Path, manifest: dict, card: str) -> Pa
     ``path`` first and moved into place, so a failed export never leaves half a file.
     """
     path, adapter_dir = Path(path), Path(adapter_dir)
-    if not (adapter_dir / "adapter_config.json").is_file():
+    if not any((adapter_dir / marker).is_file() for marker in ADAPTER_MARKERS):
         raise LiftError(
-            f"{adapter_dir} is not an adapter folder (no adapter_config.json); "
+            f"{adapter_dir} is not an adapter folder (no adapter_config.json or lift.json); "
             "pick the folder a training run saved its adapter to"
         )
     files = sorted(p for p in adapter_dir.rglob("*") if p.is_file())
@@ -226,8 +228,9 @@ def _checked_members(
         files.append(info)
     if MANIFEST not in seen:
         raise LiftError(f"{where} has no {MANIFEST}, so it is not a LIFT Studio bundle")
-    if ADAPTER_CONFIG not in seen:
-        raise LiftError(f"{where} has no {ADAPTER_CONFIG}, so it holds no adapter to load")
+    if not any(f"{ADAPTER_DIR}/{marker}" in seen for marker in ADAPTER_MARKERS):
+        raise LiftError(f"{where} has no {ADAPTER_DIR}/adapter_config.json or {ADAPTER_DIR}/lift.json, "
+                        "so it holds no adapter to load")
     return files
 
 

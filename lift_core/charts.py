@@ -24,6 +24,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from lift_core.baselines import BASELINE_LABELS
+from lift_core.config import METHOD_LABELS
 from lift_core.errors import LiftError
 from lift_core.metrics import main_metric, summarize
 from lift_core.store import RunStore
@@ -51,9 +52,19 @@ NOTE_CHARS = 90  # long error messages are cut in chart notes; the table keeps t
 # --------------------------------------------------------------------------------- labels
 
 
-def model_label(name: str) -> str:
-    """The name people read for a model key ("lift" → "LIFT", "logreg" → "Logistic regression")."""
-    return "LIFT" if name == LIFT else BASELINE_LABELS.get(name, name)
+def model_label(name: str, method: str | None = "lift") -> str:
+    """The name people read for a model key ("logreg" → "Logistic regression"). The key "lift" is
+    the run's language model, named by its method ("LIFT (LoRA)", "L-Tuning prefix", ...; runs of
+    mixed methods, ``method=None``: "Language model")."""
+    if name == LIFT:
+        return METHOD_LABELS.get(method, "Language model") if method else "Language model"
+    return BASELINE_LABELS.get(name, name)
+
+
+def run_method(docs: Sequence[dict]) -> str | None:
+    """The one method of these runs' language model, or None when they mix methods."""
+    methods = {d.get("method", "lift") for d in docs}
+    return methods.pop() if len(methods) == 1 else None
 
 
 def metric_label(metric: str) -> str:
@@ -134,7 +145,8 @@ def unavailable_models(runs_metrics: Sequence[dict], metric: str | None = None) 
     over the runs where it has a score, and the note says in how many it is missing.
     """
     metric = metric or main_metric(_task_of(runs_metrics))[0]
-    return {model_label(n): r for n, r in _scores(runs_metrics, metric)[1].items()}
+    method = run_method(runs_metrics)
+    return {model_label(n, method): r for n, r in _scores(runs_metrics, metric)[1].items()}
 
 
 def _add_note(fig: go.Figure, notes: dict[str, str]) -> None:
@@ -164,6 +176,7 @@ def comparison_bar(runs_metrics: list[dict], metric: str | None = None) -> go.Fi
     if len(datasets) > 1:
         raise LiftError("runs on different data sets cannot be averaged; compare them side by side instead")
     values, notes = _scores(runs_metrics, metric)
+    method = run_method(runs_metrics)
     rows = []
     for name in _model_order(runs_metrics):
         if name in values:
@@ -176,7 +189,7 @@ def comparison_bar(runs_metrics: list[dict], metric: str | None = None) -> go.Fi
     names, means, stds, counts = zip(*rows)
     text = [f"{m:.3g} ± {s:.2g}" if several else f"{m:.3g}" for m, s in zip(means, stds)]
     fig = go.Figure(go.Bar(
-        x=list(means), y=[model_label(n) for n in names], orientation="h",
+        x=list(means), y=[model_label(n, method) for n in names], orientation="h",
         error_x={"type": "data", "array": list(stds), "visible": several},
         marker_color=[LIFT_COLOR if n == LIFT else BASELINE_COLOR for n in names],
         text=text, textposition="inside", insidetextanchor="start", textangle=0, customdata=list(counts),
@@ -188,7 +201,7 @@ def comparison_bar(runs_metrics: list[dict], metric: str | None = None) -> go.Fi
         xaxis_title=metric_label(metric), yaxis={"autorange": "reversed"}, showlegend=False,
         height=120 + 32 * len(rows),
     )
-    _add_note(fig, {model_label(n): r for n, r in notes.items()})
+    _add_note(fig, {model_label(n, method): r for n, r in notes.items()})
     return fig
 
 
@@ -198,6 +211,7 @@ def grouped_bar(labelled_runs: list[tuple[str, dict]], metric: str | None = None
     task = _task_of(docs)
     metric = metric or main_metric(task)[0]
     order = _model_order(docs)
+    method = run_method(docs)
     fig = go.Figure()
     notes = {}
     for k, (label, doc) in enumerate(labelled_runs):
@@ -205,15 +219,15 @@ def grouped_bar(labelled_runs: list[tuple[str, dict]], metric: str | None = None
         shown = [n for n in order if n in values]
         fig.add_trace(go.Bar(
             name=label, orientation="h", x=[values[n][0] for n in shown],
-            y=[model_label(n) for n in shown], marker_color=CLASS_COLORS[k % len(CLASS_COLORS)],
+            y=[model_label(n, method) for n in shown], marker_color=CLASS_COLORS[k % len(CLASS_COLORS)],
             hovertemplate=f"{label}<br>%{{y}}: %{{x:.4g}}<extra></extra>",
         ))
-        notes.update({f"{model_label(n)} in {label}": r for n, r in missing.items()})
+        notes.update({f"{model_label(n, method)} in {label}": r for n, r in missing.items()})
     fig.update_layout(
         barmode="group", title=f"{metric_label(metric)} ({_direction(metric)})",
         xaxis_title=metric_label(metric),
         yaxis={"autorange": "reversed", "categoryorder": "array",
-               "categoryarray": [model_label(n) for n in order]},
+               "categoryarray": [model_label(n, method) for n in order]},
         height=160 + 18 * len(order) * len(labelled_runs),
         legend={"title": {"text": "run"}, "orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
     )
@@ -234,7 +248,7 @@ def metrics_table(doc: dict) -> pd.DataFrame:
         entry = doc.get("models", {}).get(name)
         if entry is None:
             continue
-        row = {"model": model_label(name)}
+        row = {"model": model_label(name, doc.get("method", "lift"))}
         row.update({metric_label(m): _number(entry.get(m)) for m in [*metrics, *EXTRA_COLUMNS]})
         scored = _number(entry.get(main)) is not None
         row["note"] = "" if scored else _unavailable_reason(entry, main)
@@ -622,6 +636,7 @@ def run_settings(run: dict) -> dict[str, Any]:
     return {
         "data set": request.get("data"), "target": request.get("target"), "template": template,
         "model": lift.get("model"), "epochs": train.get("epochs"), "learning rate": train.get("learning_rate"),
+        "method": lift.get("method", "lift"),
         "batch size": train.get("batch_size"), "LoRA r": lora.get("r"), "predict mode": lift.get("predict_mode"),
         "seed": request.get("seed"), "training seed": train.get("seed"),
     }
@@ -644,7 +659,8 @@ def compare_table(runs: Sequence[dict]) -> pd.DataFrame:
         best = best_baseline(doc)
         settings = run_settings(run)
         rows.append({"run": run_label(run), "metric": metric_label(main_metric(doc["task"])[0]),
-                     "LIFT": lift_score(doc), "best baseline": model_label(best[0]) if best else "",
+                     "method": model_label(LIFT, doc.get("method", "lift")),
+                     "language model": lift_score(doc), "best baseline": model_label(best[0]) if best else "",
                      "best baseline's score": best[1] if best else None, **{k: settings[k] for k in keys}})
     return pd.DataFrame(rows)
 
@@ -674,3 +690,54 @@ def seed_siblings(run: dict, runs: Sequence[dict]) -> list[dict]:
         newest[seeds(r)] = r
     same = list(newest.values())
     return sorted(same, key=lambda r: (run_settings(r)["seed"] is None, run_settings(r)["seed"] or 0, r["id"]))
+
+
+def same_table_runs(run: dict, runs: Sequence[dict]) -> list[dict]:
+    """Finished runs on this run's table and target, whatever their method or settings."""
+    def table(r: dict) -> tuple:
+        request = (r.get("config") or {}).get("request") or {}
+        return request.get("data"), (r.get("metrics") or {}).get("target")
+
+    mine = table(run)
+    return [r for r in runs if r.get("status") == "succeeded" and r.get("metrics") and table(r) == mine]
+
+
+def method_bar(runs: Sequence[dict], metric: str | None = None) -> go.Figure:
+    """Which method wins on one table: each method's language model (mean ± std over its runs,
+    e.g. seeds) beside the best baseline of those runs, best first."""
+    docs = [r["metrics"] for r in runs]
+    task = _task_of(docs)
+    metric = metric or main_metric(task)[0]
+    by_method: dict[str, list[float]] = {}
+    baselines: dict[str, list[float]] = {}
+    for doc in docs:
+        for name, entry in doc.get("models", {}).items():
+            score = _number(entry.get(metric))
+            if score is None:
+                continue
+            if name == LIFT:
+                by_method.setdefault(doc.get("method", "lift"), []).append(score)
+            else:
+                baselines.setdefault(name, []).append(score)
+    if not by_method:
+        raise LiftError(f"no run here has a language-model {metric_label(metric)} score; pick another metric")
+    higher = metric in HIGHER_IS_BETTER
+    rows = [(METHOD_LABELS.get(m, m), summarize([{metric: v} for v in vals])[metric], LIFT_COLOR)
+            for m, vals in by_method.items()]
+    if baselines:
+        stats = {n: summarize([{metric: v} for v in vals])[metric] for n, vals in baselines.items()}
+        best = (max if higher else min)(stats, key=lambda n: stats[n]["mean"])
+        rows.append((f"best baseline: {model_label(best)}", stats[best], BASELINE_COLOR))
+    rows.sort(key=lambda r: r[1]["mean"], reverse=higher)
+    fig = go.Figure(go.Bar(
+        x=[r[1]["mean"] for r in rows], y=[r[0] for r in rows], orientation="h",
+        error_x={"type": "data", "array": [r[1]["std"] for r in rows], "visible": True},
+        marker_color=[r[2] for r in rows], customdata=[int(r[1]["n"]) for r in rows],
+        text=[f"{r[1]['mean']:.3g} ± {r[1]['std']:.2g} (n={int(r[1]['n'])})" for r in rows],
+        textposition="inside", insidetextanchor="start",
+        hovertemplate="%{y}: %{x:.4g}<br>runs: %{customdata}<extra></extra>",
+    ))
+    fig.update_layout(title=f"{docs[0].get('dataset')}: methods by {metric_label(metric)} ({_direction(metric)}), "
+                            "mean ± std over runs", xaxis_title=metric_label(metric),
+                      yaxis={"autorange": "reversed"}, showlegend=False, height=140 + 36 * len(rows))
+    return fig

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
+from lift_core.config import METHODS
 from lift_core.errors import LiftError
 
 
@@ -37,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--features", help="comma-separated feature columns (default: all but the target)")
     r.add_argument("--missing", choices=["word", "drop"], default="word",
                    help="missing feature values: written as the word 'missing' (default) or their rows dropped")
+    r.add_argument("--method", default="lift", choices=list(METHODS),
+                   help="lift (LoRA fine-tuning, default; classification and regression), or for classification "
+                        "with a frozen model: ltuning-prefix, ltuning-prompt (L-Tuning), prefix, prompt (plain tuning)")
+    r.add_argument("--virtual-tokens", type=int, help="prefix/prompt length for the non-LIFT methods (default 8)")
     r.add_argument("--model", default="bundled", help="bundled | tiny | a hub id | a local model folder")
     r.add_argument("--template", help="lift_names (default) | lift | text | list | a custom text with {column} placeholders")
     r.add_argument("--question", help="the question that ends every prompt")
@@ -71,7 +76,9 @@ def _request(args: argparse.Namespace):
     from lift_core.config import LiftConfig
     from lift_core.experiment import RunRequest
 
-    cfg = LiftConfig(model=args.model)
+    cfg = LiftConfig(method=args.method, model=args.model)
+    if args.virtual_tokens is not None:
+        cfg.pair.virtual_tokens = args.virtual_tokens
     if args.quantization:
         cfg.quantization = args.quantization
     if args.predict_mode:
@@ -133,13 +140,14 @@ class _Bar:
 
 def results_table(doc: dict) -> str:
     from lift_core.baselines import BASELINE_LABELS
+    from lift_core.config import METHOD_LABELS
 
     task = doc["task"]
     cols = ["accuracy", "macro_f1", "roc_auc", "log_loss"] if task == "classification" else ["rmse", "mae", "r2", "rae", "rae_filtered"]
     cols.append("invalid_rate")
     lines = [f"{'model':<24}" + "".join(f"{c:>13}" for c in cols)]
     for name, m in doc["models"].items():
-        label = "LIFT" if name == "lift" else BASELINE_LABELS.get(name, name)
+        label = METHOD_LABELS[doc.get("method", "lift")] if name == "lift" else BASELINE_LABELS.get(name, name)
         if "error" in m or "skipped" in m:
             lines.append(f"{label:<24}  {'error: ' + m['error'] if 'error' in m else 'skipped: ' + m['skipped']}")
             continue
@@ -167,7 +175,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     store = RunStore()
     run_id = store.create_run({"request": request.to_dict(), "request_key": request_key(request)},
                               name=f"{request.data} · {request.lift.model}", dataset=request.data,
-                              model=request.lift.model, method="lift")
+                              model=request.lift.model, method=request.lift.method)
     bar = _Bar()
     try:
         doc = run_and_record(request, store, run_id, out=args.out, say=lambda s: print(s, file=sys.stderr),

@@ -34,14 +34,35 @@ class TrainSettings:
     bf16_cpu: bool | str = "auto"  # bf16 autocast on CPU: "auto" measures which is faster, once per model and CPU
 
 
+METHODS = ("lift", "ltuning-prefix", "ltuning-prompt", "prefix", "prompt")
+PAIR_METHODS = METHODS[1:]  # classify by scoring (row, label) pairs with a frozen model
+METHOD_LABELS = {
+    "lift": "LIFT",
+    "ltuning-prefix": "L-Tuning prefix",
+    "ltuning-prompt": "L-Tuning prompt",
+    "prefix": "Prefix tuning",
+    "prompt": "Prompt tuning",
+}
+
+
+@dataclass
+class PairSettings:
+    """L-Tuning and plain prefix/prompt tuning: sizes of what is trained on the frozen model."""
+
+    virtual_tokens: int = 8  # prefix length (both prefix methods) and plain prompt length
+    prefix_hidden: int = 128  # hidden width of the MLP that maps to per-layer keys and values
+
+
 @dataclass
 class LiftConfig:
+    method: str = "lift"
     model: str = "bundled"
     quantization: str = "auto"
     trust_remote_code: bool = False
     prompt: PromptSpec = field(default_factory=PromptSpec)
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
+    pair: PairSettings = field(default_factory=PairSettings)
     predict_mode: str = "score"  # "score" candidate answers, or LIFT's "generate" and parse
     eval_batch_size: int = 16
 
@@ -61,11 +82,15 @@ class LiftConfig:
         prompt = PromptSpec.from_dict(d.pop("prompt", {}) or {})
         lora = build(LoraSettings, d.pop("lora", {}) or {})
         train = build(TrainSettings, d.pop("train", {}) or {})
-        return build(cls, {**d, "prompt": prompt, "lora": lora, "train": train})
+        pair = build(PairSettings, d.pop("pair", {}) or {})
+        return build(cls, {**d, "prompt": prompt, "lora": lora, "train": train, "pair": pair})
 
     def validate(self) -> None:
         t = self.train
         checks = [
+            (self.method in METHODS, f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}"),
+            (self.pair.virtual_tokens >= 1, "the number of virtual tokens must be at least 1"),
+            (self.pair.prefix_hidden >= 1, "the prefix MLP's hidden width must be at least 1"),
             (t.epochs >= 1, "epochs must be at least 1"),
             (0 < t.learning_rate < 1, "learning rate must be between 0 and 1 (try 2e-3)"),
             (t.batch_size >= 1, "batch size must be at least 1"),

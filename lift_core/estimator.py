@@ -17,14 +17,15 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from transformers import set_seed
 
-from lift_core.config import LiftConfig
+from lift_core.config import PAIR_METHODS, LiftConfig
 from lift_core.errors import LiftError
-from lift_core.examples import Example, check_fits, encode_answer, encode_prompts, end_ids, training_features
+from lift_core.examples import (Example, TrainCollator, check_fits, encode_answer, encode_prompts, end_ids,
+                                training_features)
 from lift_core.metrics import classification_metrics, regression_metrics
 from lift_core.models import load_model
 from lift_core.predict import generate_answers, score_candidates, softmax_rows
 from lift_core.serialize import Serializer, parse_number
-from lift_core.training import TrainResult, attach_lora, train_lora, trainable_parameters, use_bf16
+from lift_core.training import TrainResult, attach_lora, train_adapter, trainable_parameters, use_bf16
 
 STATE_FILE = "lift.json"
 
@@ -104,9 +105,12 @@ class _LiftBase(BaseEstimator):
             val_prompts = self._prompt_ids(X_val)
             validate = lambda model: self._validate(val_prompts, y_val)  # noqa: E731
         features = training_features(examples)
-        self.bf16_ = use_bf16(self.lm_.model, features, tok.pad_token_id, cfg.train, self.lm_.device, cfg.model)
-        self.train_result_: TrainResult = train_lora(
-            self.lm_.model, features, tok.pad_token_id, cfg.train, self.lm_.device,
+        collator = TrainCollator(tok.pad_token_id)
+        probe = collator(features[:cfg.train.batch_size])
+        collator.tokens_seen = 0
+        self.bf16_ = use_bf16(self.lm_.model, probe, cfg.train, self.lm_.device, cfg.model)
+        self.train_result_: TrainResult = train_adapter(
+            self.lm_.model, features, collator, cfg.train, self.lm_.device,
             validate=validate, on_event=on_event, should_stop=should_stop, bf16=self.bf16_)
         self._last = None  # best weights restored: scores from training-time validation are stale
         return self
@@ -145,8 +149,6 @@ class _LiftBase(BaseEstimator):
         ``trust_remote_code`` is the caller's decision, never the zip's: a downloaded adapter must
         not be able to switch on a hub model's own Python code.
         """
-        from peft import PeftModel
-
         folder = Path(folder)
         try:
             state = json.loads((folder / STATE_FILE).read_text())
@@ -154,21 +156,29 @@ class _LiftBase(BaseEstimator):
         except (OSError, ValueError, KeyError) as exc:
             raise LiftError(f"{folder} holds no LIFT Studio adapter (its {STATE_FILE} is missing or damaged); "
                             "load an adapter.zip exported by LIFT Studio") from exc
-        cls = LiftClassifier if state["task"] == "classification" else LiftRegressor
         config = LiftConfig.from_dict(state["config"])
         config.trust_remote_code = trust_remote_code
+        if config.method in PAIR_METHODS:
+            cls = PairClassifier
+        else:
+            cls = LiftClassifier if state["task"] == "classification" else LiftRegressor
         est = cls(config, target=state["target"])
         est._load_target_state(state)
         est.bf16_ = bool(state.get("bf16", False))  # predict in the precision it was validated in
         cfg = est._cfg()
         est.lm_ = load_model(cfg.model, cfg.quantization, cfg.trust_remote_code)
+        est._bind(list(state["features"]), getattr(est, "classes_", None))
         try:
-            est.lm_.model = PeftModel.from_pretrained(est.lm_.model, folder, is_trainable=False)
-        except Exception as exc:  # noqa: BLE001 - peft raises RuntimeError/ValueError/KeyError on a bad adapter
+            est._load_weights(folder)
+        except Exception as exc:  # noqa: BLE001 - peft/torch raise RuntimeError/ValueError/KeyError on a bad adapter
             raise LiftError(f"the adapter in {folder} does not fit its base model {cfg.model!r} ({str(exc)[:160]}); "
                             "export it again from the run that trained it") from exc
-        est._bind(list(state["features"]), getattr(est, "classes_", None))
         return est
+
+    def _load_weights(self, folder: Path) -> None:
+        from peft import PeftModel
+
+        self.lm_.model = PeftModel.from_pretrained(self.lm_.model, folder, is_trainable=False)
 
 
 class LiftClassifier(ClassifierMixin, _LiftBase):
@@ -282,6 +292,106 @@ class LiftRegressor(RegressorMixin, _LiftBase):
 
     def predict(self, X: pd.DataFrame, progress=None) -> np.ndarray:
         return self._predict_ids(self._prompt_ids(X), progress)
+
+
+class PairClassifier(LiftClassifier):
+    """L-Tuning or plain prefix/prompt tuning (``config.method``) behind the same API as LIFT.
+
+    The language model stays frozen; a (row, label) pair scorer is trained (lift_core.ltuning)
+    and ``predict_proba`` is the softmax over every label's score.
+    """
+
+    def _bind(self, features: list[str], classes: list | None) -> None:
+        from lift_core.ltuning import PairBatcher, encode_labels, label_texts
+
+        super()._bind(features, classes)
+        tok = self.lm_.tokenizer
+        self.label_texts_ = label_texts(self.target, self.serializer_.answers)
+        self.label_ids_ = encode_labels(tok, self.label_texts_)
+        self.batcher_ = PairBatcher(tok.pad_token_id, self.label_ids_, self._cfg().method in ("prefix", "prompt"))
+
+    def _longest_answer(self) -> int:
+        from lift_core.ltuning import extra_tokens
+
+        cfg = self._cfg()
+        return extra_tokens(cfg.method, cfg.pair, [len(i) for i in self.label_ids_])
+
+    def _build_scorer(self):
+        from lift_core.ltuning import PairScorer, padded_labels
+
+        cfg = self._cfg()
+        ids, mask = padded_labels(self.label_ids_, self.lm_.tokenizer.pad_token_id)
+        self.scorer_ = PairScorer(self.lm_.model, cfg.method, cfg.pair, ids, mask)
+        return self.scorer_
+
+    def fit(self, X: pd.DataFrame, y, eval_set: tuple[pd.DataFrame, Any] | None = None,
+            on_event: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None):
+        from lift_core.ltuning import PairCollator
+
+        cfg = self._cfg()
+        y = pd.Series(np.asarray(y))
+        self._set_target_stats(y)
+        self.lm_ = load_model(cfg.model, cfg.quantization, cfg.trust_remote_code)
+        self._bind(list(X.columns), list(self.classes_))
+        index = {c: i for i, c in enumerate(self.classes_)}
+        features = [{"prompt_ids": p, "label": index[v]} for p, v in zip(self._prompt_ids(X), y)]
+        set_seed(cfg.train.seed)  # the trained parts' random init is part of the run
+        scorer = self._build_scorer()
+        self.n_trainable_ = trainable_parameters(scorer)
+        validate = None
+        if eval_set is not None and len(eval_set[0]):
+            X_val, y_val = eval_set[0], np.asarray(eval_set[1])
+            val_prompts = self._prompt_ids(X_val)
+            validate = lambda model: self._validate(val_prompts, y_val)  # noqa: E731
+        collator = PairCollator(self.batcher_, len(self.classes_), cfg.train.seed)
+        self.bf16_ = use_bf16(scorer, collator(features[:cfg.train.batch_size]), cfg.train, self.lm_.device,
+                              f"{cfg.model}|{cfg.method}")
+        collator = PairCollator(self.batcher_, len(self.classes_), cfg.train.seed)  # the probe drew pairs: restart
+        self.train_result_ = train_adapter(scorer, features, collator, cfg.train, self.lm_.device, validate=validate,
+                                           on_event=on_event, should_stop=should_stop, bf16=self.bf16_)
+        self._last = None
+        return self
+
+    def _proba_from_ids(self, prompt_ids, progress=None) -> np.ndarray:
+        from lift_core.ltuning import score_pairs
+
+        key = ("pairs", hash(tuple(map(tuple, prompt_ids))))
+        cached = getattr(self, "_last", None)
+        self.invalid_mask_, self.n_invalid_ = np.zeros(len(prompt_ids), dtype=bool), 0  # every row gets a label
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        cfg = self._cfg()
+        scores = score_pairs(self.scorer_, self.batcher_, prompt_ids, len(self.classes_), self.lm_.device,
+                             cfg.eval_batch_size, self._bf16(), progress)
+        proba = softmax_rows(scores)
+        self._last = (key, proba)
+        return proba
+
+    def save(self, folder: str | Path) -> Path:
+        """One folder: the trained prefix/prompt parts and head (safetensors) plus lift.json."""
+        from safetensors.torch import save_file
+
+        from lift_core.ltuning import WEIGHTS_FILE
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file(self.scorer_.trainable_state(), str(folder / WEIGHTS_FILE))
+        (folder / STATE_FILE).write_text(json.dumps(self.state(), indent=2, default=_native))
+        return folder
+
+    def _load_weights(self, folder: Path) -> None:
+        from safetensors.torch import load_file
+
+        from lift_core.ltuning import WEIGHTS_FILE
+
+        scorer = self._build_scorer()
+        weights = load_file(str(folder / WEIGHTS_FILE))
+        expected = set(scorer.trainable_state())
+        if set(weights) != expected:
+            raise ValueError(f"{WEIGHTS_FILE} holds {sorted(set(weights) ^ expected)[:4]} that do not match "
+                             f"the {self._cfg().method} method")
+        scorer.load_state_dict(weights, strict=False)
+        scorer.eval()
 
 
 load_estimator = _LiftBase.load

@@ -22,11 +22,11 @@ import pandas as pd
 from lift_core.baselines import evaluate, run_baselines
 from lift_core.builtin import BUILTIN, load_builtin
 from lift_core.bundle import write_bundle
-from lift_core.config import LiftConfig
+from lift_core.config import METHOD_LABELS, PAIR_METHODS, LiftConfig
 from lift_core.data import Prepared, Split, make_split, prepare, read_table
 from lift_core.errors import LiftError
 from lift_core.examples import check_fits
-from lift_core.estimator import LiftClassifier, LiftRegressor
+from lift_core.estimator import LiftClassifier, LiftRegressor, PairClassifier
 from lift_core.store import RunStore
 
 Say = Callable[[str], None]
@@ -103,7 +103,12 @@ def prompt_lengths(table: LoadedTable, config: LiftConfig) -> tuple[list[int], i
     ser = Serializer(config.prompt, p.features, p.target, p.task, p.classes)
     end = end_ids(tok, config.prompt)
     lengths = [len(ids) for ids in encode_prompts(tok, ser.prompts(p.frame))]
-    if p.task == "classification":
+    if config.method in PAIR_METHODS:
+        from lift_core.ltuning import encode_labels, extra_tokens, label_texts
+
+        label_ids = encode_labels(tok, label_texts(p.target, ser.answers))
+        longest = extra_tokens(config.method, config.pair, [len(i) for i in label_ids])
+    elif p.task == "classification":
         longest = max(len(encode_answer(tok, a, end)) for a in ser.answers)
     else:
         longest = max(len(encode_answer(tok, ser.answer(v), end)) for v in p.frame[p.target])
@@ -117,6 +122,10 @@ def check_request(request: RunRequest) -> LoadedTable:
     request.lift.validate()
     resolve_quantization(request.lift.quantization)
     table = load_table(request)
+    method = request.lift.method
+    if method in PAIR_METHODS and table.prepared.task != "classification":
+        raise LiftError(f"{METHOD_LABELS[method]} does classification only, and {table.prepared.target!r} is a "
+                        "regression target; use the method lift for regression")
     lengths, longest, context = prompt_lengths(table, request.lift)
     check_fits([[0] * n for n in lengths], longest, context, list(table.prepared.frame.index))
     return table
@@ -130,6 +139,8 @@ def _parts(table: LoadedTable):
 
 
 def make_estimator(task: str, config: LiftConfig, target: str, classes: list | None = None):
+    if config.method in PAIR_METHODS:
+        return PairClassifier(config, target=target, classes=classes)
     if task == "classification":
         return LiftClassifier(config, target=target, classes=classes)
     return LiftRegressor(config, target=target)
@@ -137,11 +148,14 @@ def make_estimator(task: str, config: LiftConfig, target: str, classes: list | N
 
 def model_card(manifest: dict[str, Any]) -> str:
     m = manifest
+    method = (m.get("config") or {}).get("method", "lift")
+    kind = ("A LoRA adapter (LIFT: Language-Interfaced Fine-Tuning)" if method not in PAIR_METHODS else
+            f"A {METHOD_LABELS[method]} adapter (trained prefix/prompt parts and head; the base model stays frozen)")
     metric_lines = "\n".join(f"- {k}: {v:.4g}" for k, v in m["metrics"].items() if isinstance(v, (int, float)))
     return (
         f"# LIFT adapter: {m['target']} from {m['dataset']}\n\n"
-        f"A LoRA adapter for `{m['base_model']}` fine-tuned with LIFT Studio (Language-Interfaced "
-        f"Fine-Tuning) to predict `{m['target']}` ({m['task']}) from {len(m['features'])} feature(s).\n\n"
+        f"{kind} for `{m['base_model']}` trained with LIFT Studio "
+        f"to predict `{m['target']}` ({m['task']}) from {len(m['features'])} feature(s).\n\n"
         f"Prompt template: `{m['prompt']['template']}`. Trained on {m['n_train']} rows, "
         f"best validation epoch {m.get('best_epoch')}.\n\n## Test metrics\n{metric_lines}\n\n"
         "## Use\n`python -m lift_core predict --adapter adapter.zip --data new.csv --out predictions.csv`\n"
@@ -191,14 +205,14 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
     classes = list(p.classes) if p.classes is not None else None
 
     est = make_estimator(p.task, request.lift, p.target, classes)
-    log(f"LIFT: fine-tuning {request.lift.model} ...")
+    log(f"{METHOD_LABELS[request.lift.method]}: training on {request.lift.model} ...")
     lift = evaluate(est, X_tr, y_tr, X_te, y_te, p.task, classes,
                     fit_params={"eval_set": (X_val, y_val), "on_event": event,
                                 "should_stop": lambda: store.cancel_requested(run_id)})
     result = est.train_result_
     if result.cancelled:
         raise RunCancelled()
-    lift_metrics = {**lift["metrics"], "trainable_parameters": int(est.n_trainable_),
+    lift_metrics = {**lift["metrics"], "method": request.lift.method, "trainable_parameters": int(est.n_trainable_),
                     "best_epoch": result.best_epoch, "train_seconds": result.seconds,
                     "tokens_per_s": (result.train_tokens / (result.seconds - result.eval_seconds)
                                      if result.seconds > result.eval_seconds else None),
@@ -212,6 +226,7 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
 
     doc = {
         "task": p.task, "dataset": table.name, "target": p.target, "seed": request.seed,
+        "method": request.lift.method,
         "classes": classes, "n_train": int(len(X_tr)), "n_val": int(len(X_val)), "n_test": int(len(X_te)),
         "models": models, "history": result.history,
         "machine": f"{platform.machine()} {platform.system()}, {est.lm_.device}",

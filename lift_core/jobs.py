@@ -61,7 +61,7 @@ def submit(request: RunRequest, store: RunStore | None = None, name: str | None 
         run_id = store.create_run(
             {"request": request.to_dict(), "request_key": key},
             name=name or f"{request.data} · {request.lift.model}", dataset=request.data,
-            model=request.lift.model, method="lift")
+            model=request.lift.model, method=request.lift.method)
     dispatch(store)
     return run_id
 

@@ -17,7 +17,6 @@ import torch
 from torch.utils.data import Dataset
 
 from lift_core.config import LoraSettings, TrainSettings
-from lift_core.examples import TrainCollator
 
 Event = Callable[[dict[str, Any]], None]
 # model -> (score, metrics); scores are compared with ">" (tuples allowed: tie-breakers), higher is better
@@ -51,13 +50,13 @@ def _step_seconds(model, batch: dict[str, torch.Tensor], bf16: bool, repeats: in
     for _ in range(repeats + 1):  # the first pass warms up kernels and is not counted
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            model(**batch).loss.backward()
+            model(**batch)["loss"].backward()
         times.append(time.perf_counter() - t0)
     model.zero_grad(set_to_none=True)
     return min(times[1:])
 
 
-def cpu_bf16_faster(model, features: list[dict], pad_id: int, batch_size: int, model_ref: str) -> bool:
+def cpu_bf16_faster(model, batch: dict[str, torch.Tensor], probe_key: str) -> bool:
     """Whether bf16 autocast trains this model faster than float32 on this CPU, measured once.
 
     It depends on the CPU (AVX512-BF16/AMX) and on the model's shapes: on the 2-core dev machine
@@ -70,15 +69,13 @@ def cpu_bf16_faster(model, features: list[dict], pad_id: int, batch_size: int, m
     from lift_core.examples import pad_batch
     from lift_core.models import cache_dir
 
-    key = f"{model_ref}|{platform.processor() or platform.machine()}|{torch.__version__}|{torch.get_num_threads()}"
+    key = f"{probe_key}|{platform.processor() or platform.machine()}|{torch.__version__}|{torch.get_num_threads()}"
     path = cache_dir() / "cpu_bf16_probe.json"
     try:
         known = json.loads(path.read_text())
     except (OSError, ValueError):
         known = {}
     if key not in known:
-        rows = features[:batch_size]
-        batch = pad_batch([r["input_ids"] for r in rows], pad_id, labels=[r["labels"] for r in rows])
         was_training = model.training
         model.train()
         known[key] = _step_seconds(model, batch, True) < _step_seconds(model, batch, False)
@@ -108,7 +105,7 @@ class TrainResult:
 
 
 def _make_callback(validate: Validate | None, on_event: Event | None, should_stop: Callable[[], bool] | None,
-                   patience: int, collator: TrainCollator, result: TrainResult):
+                   patience: int, collator, result: TrainResult):
     from transformers import TrainerCallback
 
     class LiftCallback(TrainerCallback):
@@ -173,23 +170,27 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
     return LiftCallback()
 
 
-def use_bf16(model, features: list[dict], pad_id: int, settings: TrainSettings, device: str, model_ref: str) -> bool:
-    """bf16 on a GPU that supports it; on CPU as the setting says ("auto": measured)."""
+def use_bf16(model, batch: dict[str, torch.Tensor], settings: TrainSettings, device: str, probe_key: str) -> bool:
+    """bf16 on a GPU that supports it; on CPU as the setting says ("auto": measured on ``batch``)."""
     if device == "cuda":
         return torch.cuda.is_bf16_supported()
     if settings.bf16_cpu == "auto":
-        return cpu_bf16_faster(model, features, pad_id, settings.batch_size, model_ref)
+        return cpu_bf16_faster(model, batch, probe_key)
     return bool(settings.bf16_cpu)
 
 
-def train_lora(model, train_features: list[dict], pad_id: int, settings: TrainSettings, device: str,
-               validate: Validate | None = None, on_event: Event | None = None,
-               should_stop: Callable[[], bool] | None = None, bf16: bool = False) -> TrainResult:
-    """Fine-tune the LoRA parameters of ``model`` in place; on return it holds the best epoch's weights."""
+def train_adapter(model, train_features: list[dict], collator, settings: TrainSettings, device: str,
+                  validate: Validate | None = None, on_event: Event | None = None,
+                  should_stop: Callable[[], bool] | None = None, bf16: bool = False) -> TrainResult:
+    """Train the trainable parameters of ``model`` in place (LoRA, or a prefix/prompt and head);
+    on return it holds the best epoch's weights.
+
+    ``collator`` turns a list of features into a batch whose forward returns a ``loss``, and counts
+    ``tokens_seen`` for the throughput in progress events.
+    """
     from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
     set_seed(settings.seed)
-    collator = TrainCollator(pad_id)
     result = TrainResult(best_epoch=None, best_score=None)
     callback = _make_callback(validate, on_event, should_stop, settings.early_stopping_patience, collator, result)
     cuda = device == "cuda"

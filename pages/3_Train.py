@@ -7,7 +7,7 @@ import streamlit as st
 
 from lift_core import jobs
 from lift_core.builtin import BUILTIN
-from lift_core.config import LiftConfig
+from lift_core.config import METHOD_LABELS, METHODS, PAIR_METHODS, LiftConfig
 from lift_core.draft import resume_draft
 from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest
@@ -136,6 +136,19 @@ st.markdown(
 )
 st.caption("Change these on the Data and Prompts pages.")
 
+st.subheader("Method")
+draft.lift.method = st.radio(
+    "Method", list(METHODS), format_func=METHOD_LABELS.get, key="method", horizontal=True,
+    index=list(METHODS).index(draft.lift.method),
+    help="LIFT fine-tunes LoRA adapters and answers in words (classification and regression). The others "
+         "classify only, with the language model frozen: they score every (row, label) pair with a small "
+         "head. L-Tuning builds its prefix or prompt from the model's reading of the label text; plain "
+         "prefix and prompt tuning learn one prefix or prompt for all labels.")
+pair_method = draft.lift.method in PAIR_METHODS
+if pair_method:
+    st.caption("Classification only. Trains far fewer parameters than LIFT's LoRA; run the same table with "
+               "each method and compare them on the Results page.")
+
 st.subheader("Model")
 current = draft.lift.model
 kind = st.radio("Model", list(MODEL_CHOICES), format_func=MODEL_CHOICES.get, key="model_kind",
@@ -199,17 +212,27 @@ if model_ready:
                 st.warning(estimate["warning"])
 
 st.subheader("Settings")
-lora, train = draft.lift.lora, draft.lift.train
-st.markdown("**LoRA**")
-c = st.columns(3)
-with c[0]:
-    setting("Rank r", lora, DEFAULTS.lora, "r", "Size of the LoRA update: larger learns more, trains slower.",
-            min_value=1, step=1)
-with c[1]:
-    setting("Alpha", lora, DEFAULTS.lora, "alpha", "Scale of the LoRA update (often 2 × r).", min_value=1, step=1)
-with c[2]:
-    setting("Dropout", lora, DEFAULTS.lora, "dropout", "Dropout on the LoRA input, against overfitting.",
-            min_value=0.0, max_value=0.9, step=0.05, format="%.2f")
+lora, train, pair = draft.lift.lora, draft.lift.train, draft.lift.pair
+if pair_method:
+    st.markdown(f"**{METHOD_LABELS[draft.lift.method]}**")
+    c = st.columns(3)
+    with c[0]:
+        setting("Virtual tokens", pair, DEFAULTS.pair, "virtual_tokens",
+                "Length of the prefix or prompt put before every row.", min_value=1, step=1)
+    with c[1]:
+        setting("Prefix MLP width", pair, DEFAULTS.pair, "prefix_hidden",
+                "Hidden width of the map to every layer's keys and values (prefix methods).", min_value=1, step=1)
+else:
+    st.markdown("**LoRA**")
+    c = st.columns(3)
+    with c[0]:
+        setting("Rank r", lora, DEFAULTS.lora, "r", "Size of the LoRA update: larger learns more, trains slower.",
+                min_value=1, step=1)
+    with c[1]:
+        setting("Alpha", lora, DEFAULTS.lora, "alpha", "Scale of the LoRA update (often 2 × r).", min_value=1, step=1)
+    with c[2]:
+        setting("Dropout", lora, DEFAULTS.lora, "dropout", "Dropout on the LoRA input, against overfitting.",
+                min_value=0.0, max_value=0.9, step=0.05, format="%.2f")
 st.markdown("**Training**")
 c = st.columns(4)
 with c[0]:

@@ -98,7 +98,8 @@ st.caption(f"{doc['dataset']} · {task} · target **{doc['target']}** · {doc.ge
 lift_value, best = charts.lift_score(doc), charts.best_baseline(doc)
 invalid = charts.lift_invalid_rate(doc)
 cols = st.columns(4)
-cols[0].metric(f"LIFT {charts.metric_label(main)}", "—" if lift_value is None else f"{lift_value:.4g}")
+lm_name = charts.model_label("lift", doc.get("method", "lift"))
+cols[0].metric(f"{lm_name} {charts.metric_label(main)}", "—" if lift_value is None else f"{lift_value:.4g}")
 if best:
     cols[1].metric("Best baseline", f"{best[1]:.4g}")
     cols[1].caption(charts.model_label(best[0]))
@@ -112,7 +113,7 @@ go("Predict new rows with this run's model", "pages/5_Predict.py", choice)
 st.subheader("All models")
 st.dataframe(charts.metrics_table(doc), hide_index=True)
 
-st.subheader("LIFT against the baselines")
+st.subheader(f"{lm_name} against the baselines")
 metric = st.selectbox("Metric", charts.metric_options(task), format_func=charts.metric_label, key="results_metric")
 docs = [doc]
 siblings = charts.seed_siblings(run, finished)
@@ -124,6 +125,16 @@ try:
     st.plotly_chart(charts.comparison_bar(docs, metric))
 except LiftError as exc:
     st.warning(str(exc))
+
+same_table = charts.same_table_runs(run, finished)
+if len({r["metrics"].get("method", "lift") for r in same_table}) > 1:
+    st.subheader("Methods on this table")
+    st.caption("Every finished run on this table and target, grouped by method (LIFT, L-Tuning, plain "
+               "prefix/prompt tuning): mean ± std over each method's runs, beside the best baseline.")
+    try:
+        st.plotly_chart(charts.method_bar(same_table, metric))
+    except LiftError as exc:
+        st.warning(str(exc))
 
 # -- LIFT's test predictions ------------------------------------------------------------------------
 st.subheader("Where LIFT is right and wrong")

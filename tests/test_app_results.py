@@ -139,7 +139,7 @@ def test_compare_runs_and_seed_summary(copied_store):
     assert at.query_params["compare"] == other
     table = at.dataframe[-1].value
     assert list(table["template"]) == ["lift_names", "text"]
-    assert table["LIFT"].iloc[1] == 0.25
+    assert table["language model"].iloc[1] == 0.25
     assert len(charts_of(at)) == before + 1  # the grouped bar chart
 
 

@@ -245,8 +245,9 @@ def test_compare_table_shows_what_differs():
     b = fake_run("B", template="text", lift=0.7, logreg=0.95)
     assert charts.differing_settings([a, b]) == ["template"]
     table = charts.compare_table([a, b])
-    assert list(table.columns) == ["run", "metric", "LIFT", "best baseline", "best baseline's score", "template"]
-    assert table["LIFT"].tolist() == [0.9, 0.7]
+    assert list(table.columns) == ["run", "metric", "method", "language model", "best baseline",
+                                   "best baseline's score", "template"]
+    assert table["language model"].tolist() == [0.9, 0.7] and table["method"].tolist() == ["LIFT", "LIFT"]
     assert table["template"].tolist() == ["lift_names", "text"]
     assert table["best baseline"].tolist() == ["Logistic regression"] * 2
     assert table["best baseline's score"].tolist() == [0.8, 0.95]
@@ -303,3 +304,26 @@ def test_predictors_for_regions_answer_new_rows(finished_run):
         charts.baseline_predictor(run, "ridge")
     with pytest.raises(LiftError, match="no adapter file"):
         charts.lift_predictor(store.run_dir(run_id) / "missing.zip")
+
+
+def test_method_bar_groups_runs_on_one_table_by_method_beside_the_best_baseline():
+    runs = []
+    for i, (method, score) in enumerate([("lift", 0.9), ("lift", 0.8), ("ltuning-prefix", 0.7), ("prompt", 0.5)]):
+        run = fake_run(f"R{i}", lift=score, logreg=0.85 + 0.01 * i)
+        run["metrics"]["method"] = method
+        run["config"]["request"]["lift"]["method"] = method
+        runs.append(run)
+    other_table = fake_run("X", data="wine", lift=1.0)
+    assert {r["id"] for r in charts.same_table_runs(runs[0], [*runs, other_table])} == {"R0", "R1", "R2", "R3"}
+    bar = charts.method_bar(runs).data[0]
+    assert list(bar.y) == ["best baseline: Logistic regression", "LIFT", "L-Tuning prefix", "Prompt tuning"]
+    assert list(bar.x) == pytest.approx([0.865, 0.85, 0.7, 0.5])
+    assert list(bar.customdata) == [4, 2, 1, 1]
+
+
+def test_the_language_model_is_named_by_its_method():
+    assert charts.model_label("lift") == "LIFT"
+    assert charts.model_label("lift", "ltuning-prompt") == "L-Tuning prompt"
+    assert charts.model_label("lift", None) == "Language model"
+    table = charts.metrics_table({**doc(lift=0.8), "method": "prefix"})
+    assert "Prefix tuning" in table["model"].tolist()

@@ -157,6 +157,11 @@ def test_bad_training_setting(capsys):
     assert "epochs must be at least 1" in msg
 
 
+def test_a_pair_method_on_a_regression_target(capsys):
+    msg = one_error_line(capsys, ["run", "--data", "diabetes", "--model", "tiny", "--method", "ltuning-prompt"])
+    assert "classification only" in msg and "--method lift" not in msg and no_runs_recorded()
+
+
 def test_template_naming_an_unknown_column(capsys):
     msg = one_error_line(capsys, ["run", "--data", "iris", "--model", "tiny", "--template", "{colour} is"])
     assert "'colour'" in msg and "placeholders" in msg
@@ -263,3 +268,20 @@ def test_entry_point_exit_status_and_stderr(tmp_path):
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "check the path" in lines[0], proc.stderr
     assert proc.stdout == ""
+
+
+def test_a_method_run_trains_evaluates_exports_and_predicts(capsys, tmp_path, rows_csv):
+    """``--method ltuning-prefix`` end to end on tiny: the table names the method, the metrics
+    carry its trained parameter count, and its adapter zip predicts new rows."""
+    import json
+
+    code = main(["run", "--data", "iris", "--model", "tiny", "--method", "ltuning-prefix", "--epochs", "1",
+                 "--virtual-tokens", "2", "--out", str(tmp_path / "out")])
+    out, _ = capsys.readouterr()
+    assert code == 0 and "L-Tuning prefix" in out and "Logistic regression" in out
+    doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert doc["method"] == "ltuning-prefix" and doc["models"]["lift"]["trainable_parameters"] > 0
+    assert RunStore().list_runs()[0]["method"] == "ltuning-prefix"
+    code = main(["predict", "--adapter", str(tmp_path / "out" / "adapter.zip"), "--data", str(rows_csv),
+                 "--out", str(tmp_path / "pred.csv")])
+    assert code == 0 and len((tmp_path / "pred.csv").read_text().splitlines()) == 3

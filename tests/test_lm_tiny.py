@@ -129,17 +129,17 @@ def test_regression_unparsable_answers_fall_back_to_the_training_mean():
 
 
 def test_early_stopping_after_patience_epochs_without_improvement(iris):
-    from lift_core.examples import Example, training_features
+    from lift_core.examples import Example, TrainCollator, training_features
     from lift_core.models import load_model
-    from lift_core.training import attach_lora, train_lora
+    from lift_core.training import attach_lora, train_adapter
 
     lm = load_model("tiny")
     model = attach_lora(lm.model, LoraSettings(r=4, alpha=8), quantized=False)
     feats = training_features([Example([10, 11, 12], [13, lm.tokenizer.eos_token_id])] * 8)
     scores = iter([0.5, 0.7, 0.6, 0.7, 0.9, 1.0])  # best at epoch 2, then two epochs without a gain
-    result = train_lora(model, feats, lm.tokenizer.pad_token_id,
-                        TrainSettings(epochs=6, batch_size=4, early_stopping_patience=2, bf16_cpu=False),
-                        "cpu", validate=lambda m: (next(scores), {}))
+    result = train_adapter(model, feats, TrainCollator(lm.tokenizer.pad_token_id),
+                           TrainSettings(epochs=6, batch_size=4, early_stopping_patience=2, bf16_cpu=False),
+                           "cpu", validate=lambda m: (next(scores), {}))
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
     assert result.best_epoch == 2 and result.best_score == 0.7
 
