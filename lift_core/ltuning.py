@@ -162,7 +162,10 @@ class PairScorer(nn.Module):
             self.prompt = _peft_prompt(geo, settings, base.get_input_embeddings())
         else:
             raise ValueError(f"not a pair method: {method!r}")
-        self.head = nn.Linear(geo.hidden, 1)  # C
+        # C: a dense + tanh + linear head, as BERT/RoBERTa classifiers have. A linear head can only
+        # add up what the frozen model wrote about the row and the label; the hidden layer can
+        # weigh one against the other (on iris a linear head stayed at chance).
+        self.head = nn.Sequential(nn.Linear(geo.hidden, geo.hidden), nn.Tanh(), nn.Linear(geo.hidden, 1))
         for name, module in self.named_children():
             if name != "base":
                 module.to(device=device, dtype=torch.float32)

@@ -1,0 +1,164 @@
+"""LIFT against L-Tuning and plain prefix/prompt tuning: accuracy, training time, trained parameters.
+
+For every data set × method × seed (LIFT's protocol: its split per seed, mean ± std over seeds),
+runs ``python -m lift_core run --method M`` as a user would — a fresh process each — and appends
+the result to the raw JSON as soon as it is in, so an interrupted benchmark resumes where it
+stopped (cells already measured with the same settings are skipped). The markdown report is
+rewritten from the JSON after every cell, with the date, machine and command.
+
+    .venv/bin/python bench/methods.py                   # iris, wine, breast_cancer; 5 methods; seeds 0-2
+    .venv/bin/python bench/methods.py --quick           # tiny model, 1 epoch: checks the script works
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.iris_defaults import machine  # noqa: E402
+from lift_core.baselines import BASELINE_LABELS  # noqa: E402
+from lift_core.config import METHOD_LABELS, METHODS  # noqa: E402
+
+DATASETS = ["iris", "wine", "breast_cancer"]
+PAIRS = [("ltuning-prefix", "prefix"), ("ltuning-prompt", "prompt")]  # L-Tuning vs the plain method it improves on
+
+
+def run_cell(data: str, method: str, seed: int, model: str, extra: list[str]) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "lift_core", "run", "--data", data, "--method", method, "--model", model,
+               "--seed", str(seed), "--out", tmp, *extra]
+        env = dict(os.environ, LIFT_HOME=str(Path(tmp) / "ws"))
+        t0 = time.time()
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        wall = time.time() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+        doc = json.loads((Path(tmp) / "metrics.json").read_text())
+    lm = doc["models"]["lift"]
+    baselines = {k: v.get("accuracy") for k, v in doc["models"].items() if k != "lift" and "accuracy" in v}
+    return {"data": data, "method": method, "seed": seed, "accuracy": lm["accuracy"],
+            "train_seconds": lm["train_seconds"], "wall_seconds": wall,
+            "trainable_parameters": lm["trainable_parameters"], "best_epoch": lm["best_epoch"],
+            "tokens_per_s": lm.get("tokens_per_s"), "n_train": doc["n_train"], "n_test": doc["n_test"],
+            "baselines": baselines}
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values))  # population std, as LIFT reports it
+
+
+def report(doc: dict) -> str:
+    cells = doc["cells"]
+    seeds = doc["settings"]["seeds"]
+    lines = [
+        "# LIFT vs L-Tuning vs plain prefix/prompt tuning",
+        "",
+        f"- **Measured:** {doc['date']} on {doc['machine']}",
+        f"- **Command:** `{doc['command']}`",
+        f"- **Settings:** model `{doc['settings']['model']}`, "
+        f"extra arguments `{' '.join(doc['settings']['extra']) or '(none: every default)'}`, seeds {seeds}; "
+        "LIFT's split per seed; test accuracy mean ± population std over the seeds (n = seeds measured).",
+        "- **Train s:** mean wall time of training, per-epoch validation included. "
+        "**Trained:** parameters the method trains (the base model's are frozen or LoRA-wrapped).",
+        "",
+    ]
+    for data in doc["settings"]["datasets"]:
+        rows = [c for c in cells if c["data"] == data]
+        if not rows:
+            continue
+        r0 = rows[0]
+        lines += [f"## {data} ({r0['n_train']} training rows, {r0['n_test']} test rows)", "",
+                  "| method | accuracy | n | train s | trained parameters |", "|---|---|---|---|---|"]
+        for method in doc["settings"]["methods"]:
+            got = [c for c in rows if c["method"] == method]
+            if not got:
+                lines.append(f"| {METHOD_LABELS[method]} | not yet measured | 0 | | |")
+                continue
+            mean, std = _stats([c["accuracy"] for c in got])
+            lines.append(f"| {METHOD_LABELS[method]} | {mean:.3f} ± {std:.3f} | {len(got)} | "
+                         f"{np.mean([c['train_seconds'] for c in got]):.0f} | {got[0]['trainable_parameters']:,} |")
+        by_seed = {c["seed"]: c["baselines"] for c in rows}
+        names = sorted({n for b in by_seed.values() for n in b})
+        best = max(names, key=lambda n: np.mean([b[n] for b in by_seed.values() if n in b]), default=None)
+        if best:
+            mean, std = _stats([b[best] for b in by_seed.values() if best in b])
+            lines.append(f"| best baseline: {BASELINE_LABELS.get(best, best)} | {mean:.3f} ± {std:.3f} | "
+                         f"{len(by_seed)} | | |")
+        lines.append("")
+    lines += ["## Did L-Tuning beat the plain method it improves on?", "",
+              "Mean test accuracy difference (L-Tuning − plain), over the seeds both measured:", ""]
+    for lt, plain in PAIRS:
+        for data in doc["settings"]["datasets"]:
+            a = {c["seed"]: c["accuracy"] for c in cells if c["data"] == data and c["method"] == lt}
+            b = {c["seed"]: c["accuracy"] for c in cells if c["data"] == data and c["method"] == plain}
+            both = sorted(set(a) & set(b))
+            if both:
+                diff = np.mean([a[s] - b[s] for s in both])
+                verdict = "better" if diff > 0 else "worse" if diff < 0 else "equal"
+                lines.append(f"- {data}: {METHOD_LABELS[lt]} vs {METHOD_LABELS[plain]}: {diff:+.3f} ({verdict}, "
+                             f"seeds {both})")
+            else:
+                lines.append(f"- {data}: {METHOD_LABELS[lt]} vs {METHOD_LABELS[plain]}: not yet measured")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=DATASETS)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--model", default="bundled")
+    ap.add_argument("--extra", default="", help="more `lift_core run` arguments for every cell, e.g. '--epochs 4'")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks", help="folder for methods.{json,md}")
+    ap.add_argument("--quick", action="store_true", help="tiny model, iris, seed 0, 1 epoch, into a temp folder")
+    args = ap.parse_args()
+    if args.quick:
+        args.datasets, args.seeds, args.model = ["iris"], [0], "tiny"
+        args.extra = "--epochs 1 --virtual-tokens 2"
+        if args.out == ROOT / "docs" / "benchmarks":  # never mix quick cells into the committed results
+            args.out = Path(tempfile.mkdtemp(prefix="bench-methods-"))
+    extra = shlex.split(args.extra)
+    settings = {"model": args.model, "extra": extra, "datasets": args.datasets, "methods": args.methods,
+                "seeds": args.seeds}
+    path = args.out / "methods.json"
+    doc = json.loads(path.read_text()) if path.exists() else {"cells": []}
+    same = {k: doc.get("settings", {}).get(k) for k in ("model", "extra")} == {"model": args.model, "extra": extra}
+    if doc["cells"] and not same:
+        print(f"{path} holds cells measured with other settings; use another --out", file=sys.stderr)
+        return 2
+    doc.update(settings=settings, machine=machine(), command=" ".join(["python", "bench/methods.py", *sys.argv[1:]]))
+    done = {(c["data"], c["method"], c["seed"]) for c in doc["cells"]}
+    args.out.mkdir(parents=True, exist_ok=True)
+    for data in args.datasets:
+        for seed in args.seeds:
+            for method in args.methods:
+                if (data, method, seed) in done:
+                    continue
+                cell = run_cell(data, method, seed, args.model, extra)
+                doc["cells"].append(cell)
+                doc["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+                path.write_text(json.dumps(doc, indent=1))
+                (args.out / "methods.md").write_text(report(doc))
+                print(f"{data} seed {seed} {method}: accuracy {cell['accuracy']:.3f}, train {cell['train_seconds']:.0f} s, "
+                      f"{cell['trainable_parameters']:,} trained", flush=True)
+    if "date" not in doc:
+        print("nothing to do: every cell is measured", file=sys.stderr)
+    print(f"report: {args.out / 'methods.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
