@@ -285,7 +285,7 @@ def confusion_counts(true: Sequence, pred: Sequence, classes: Sequence) -> tuple
     return counts, names, columns
 
 
-def confusion_matrix(true: Sequence, pred: Sequence, classes: Sequence) -> go.Figure:
+def confusion_matrix(true: Sequence, pred: Sequence, classes: Sequence, model: str = "LIFT") -> go.Figure:
     """Heatmap of the confusion counts: rows true class, columns predicted class."""
     counts, rows, columns = confusion_counts(true, pred, classes)
     fig = go.Figure(go.Heatmap(
@@ -294,7 +294,7 @@ def confusion_matrix(true: Sequence, pred: Sequence, classes: Sequence) -> go.Fi
     ))
     accuracy = np.trace(counts[:, : len(rows)]) / max(counts.sum(), 1)
     fig.update_layout(
-        title=f"Confusion matrix (LIFT)<br><sup>{counts.sum()} test rows, accuracy {accuracy:.3g}</sup>",
+        title=f"Confusion matrix ({model})<br><sup>{counts.sum()} test rows, accuracy {accuracy:.3g}</sup>",
         xaxis={"title": "predicted", "type": "category"},
         yaxis={"title": "true", "type": "category", "autorange": "reversed"},
     )
@@ -327,7 +327,8 @@ def calibration_bins(true: Sequence, proba: np.ndarray, classes: Sequence, n_bin
     return pd.DataFrame(rows, columns=["low", "high", "confidence", "accuracy", "count"])
 
 
-def calibration_plot(true: Sequence, proba: np.ndarray, classes: Sequence, n_bins: int = 10) -> go.Figure:
+def calibration_plot(true: Sequence, proba: np.ndarray, classes: Sequence, n_bins: int = 10,
+                     model: str = "LIFT") -> go.Figure:
     """Reliability diagram: points on the diagonal mean "90 % sure" is right 90 % of the time.
 
     The title gives the expected calibration error (count-weighted |accuracy − confidence|).
@@ -337,12 +338,12 @@ def calibration_plot(true: Sequence, proba: np.ndarray, classes: Sequence, n_bin
     fig = go.Figure([
         go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
                    line={"dash": "dash", "color": "grey"}),
-        go.Scatter(x=bins["confidence"], y=bins["accuracy"], mode="lines+markers", name="LIFT",
+        go.Scatter(x=bins["confidence"], y=bins["accuracy"], mode="lines+markers", name=model,
                    marker={"size": 6 + 14 * np.sqrt(bins["count"] / bins["count"].max()), "color": LIFT_COLOR},
                    customdata=bins["count"],
                    hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} over %{customdata} rows<extra></extra>"),
     ])
-    fig.update_layout(title=f"Calibration (LIFT)<br><sup>expected calibration error {ece:.3f}</sup>",
+    fig.update_layout(title=f"Calibration ({model})<br><sup>expected calibration error {ece:.3f}</sup>",
                       xaxis={"title": "predicted probability of the predicted class", "range": [0, 1.02]},
                       yaxis={"title": "observed accuracy", "range": [0, 1.02]},
                       legend={"x": 0.02, "y": 0.98, "bgcolor": "rgba(255,255,255,0.6)"})

@@ -85,13 +85,18 @@ class _LiftBase(BaseEstimator):
     def _max_new_tokens(self) -> int:
         return 4 * self._cfg().prompt.answer_digits + 8
 
-    def fit(self, X: pd.DataFrame, y, eval_set: tuple[pd.DataFrame, Any] | None = None,
-            on_event: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None):
+    def _start_fit(self, X: pd.DataFrame, y) -> tuple[LiftConfig, pd.Series]:
+        """What every fit does first: check the target, load the model, bind the prompts to it."""
         cfg = self._cfg()
         y = pd.Series(np.asarray(y))
         self._set_target_stats(y)
         self.lm_ = load_model(cfg.model, cfg.quantization, cfg.trust_remote_code)
         self._bind(list(X.columns), getattr(self, "classes_", None))
+        return cfg, y
+
+    def fit(self, X: pd.DataFrame, y, eval_set: tuple[pd.DataFrame, Any] | None = None,
+            on_event: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None):
+        cfg, y = self._start_fit(X, y)
         tok = self.lm_.tokenizer
         prompts = self._prompt_ids(X)
         answers = [encode_answer(tok, self.serializer_.answer(v), self.end_) for v in y]
@@ -328,11 +333,7 @@ class PairClassifier(LiftClassifier):
             on_event: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None):
         from lift_core.ltuning import PairCollator
 
-        cfg = self._cfg()
-        y = pd.Series(np.asarray(y))
-        self._set_target_stats(y)
-        self.lm_ = load_model(cfg.model, cfg.quantization, cfg.trust_remote_code)
-        self._bind(list(X.columns), list(self.classes_))
+        cfg, y = self._start_fit(X, y)
         index = {c: i for i, c in enumerate(self.classes_)}
         features = [{"prompt_ids": p, "label": index[v]} for p, v in zip(self._prompt_ids(X), y)]
         set_seed(cfg.train.seed)  # the trained parts' random init is part of the run

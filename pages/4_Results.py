@@ -8,6 +8,7 @@ import streamlit as st
 
 from lift_core import charts
 from lift_core.errors import LiftError
+from lift_core.progress import format_duration
 from lift_core.store import ACTIVE, SUCCEEDED, RunStore
 
 st.set_page_config(page_title="Results · LIFT Studio", layout="wide")
@@ -107,6 +108,11 @@ cols[2].metric("Invalid answers", "—" if invalid is None else f"{invalid:.1%}"
                help="Share of test rows whose LIFT answer could not be read. They count as wrong in "
                     "every score above; they are never dropped.")
 cols[3].metric("Best epoch (kept)", str(doc["models"]["lift"].get("best_epoch") or "—"))
+lm_entry = doc["models"]["lift"]
+if lm_entry.get("trainable_parameters"):
+    st.caption(f"{lm_name} trained {lm_entry['trainable_parameters']:,} parameters in "
+               f"{format_duration(lm_entry.get('train_seconds'))} on {lm_entry.get('device', '?')}"
+               f"{' (' + lm_entry['quantization'] + ')' if lm_entry.get('quantization') not in (None, 'none') else ''}.")
 go("Predict new rows with this run's model", "pages/5_Predict.py", choice)
 
 # -- every model ------------------------------------------------------------------------------------
@@ -137,16 +143,16 @@ if len({r["metrics"].get("method", "lift") for r in same_table}) > 1:
         st.warning(str(exc))
 
 # -- LIFT's test predictions ------------------------------------------------------------------------
-st.subheader("Where LIFT is right and wrong")
+st.subheader(f"Where {lm_name} is right and wrong")
 if preds is None:
     st.info("This run did not keep its test predictions, so there is nothing to break down.")
 else:
     try:
         if task == "classification":
             left, right = st.columns(2)
-            left.plotly_chart(charts.confusion_matrix(preds.true, preds.pred, doc["classes"]))
+            left.plotly_chart(charts.confusion_matrix(preds.true, preds.pred, doc["classes"], model=lm_name))
             if preds.proba is not None:
-                right.plotly_chart(charts.calibration_plot(preds.true, preds.proba, doc["classes"]))
+                right.plotly_chart(charts.calibration_plot(preds.true, preds.proba, doc["classes"], model=lm_name))
         else:
             st.plotly_chart(charts.predicted_vs_actual(preds.true, preds.pred))
     except LiftError as exc:

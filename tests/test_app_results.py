@@ -40,7 +40,7 @@ def copied_store(finished_copy):
 
 
 def add_fake_run(store: RunStore, like: str, name: str, seed: int = 0, template: str | None = None,
-                 lift_accuracy: float = 0.5) -> str:
+                 lift_accuracy: float = 0.5, method: str = "lift") -> str:
     """A finished run made from another's record (settings and scores changed, no training)."""
     base = store.get(like)
     config = copy.deepcopy(base["config"])
@@ -50,7 +50,8 @@ def add_fake_run(store: RunStore, like: str, name: str, seed: int = 0, template:
     doc = copy.deepcopy(base["metrics"])
     doc["seed"] = seed
     doc["models"]["lift"]["accuracy"] = lift_accuracy
-    run_id = store.create_run(config, name=name, dataset="iris", model="tiny", method="lift")
+    config["request"]["lift"]["method"] = doc["method"] = method
+    run_id = store.create_run(config, name=name, dataset="iris", model="tiny", method=method)
     store.finish(run_id, "succeeded", metrics=doc)
     return run_id
 
@@ -223,3 +224,19 @@ def test_decision_regions_for_two_numeric_features(monkeypatch):
     assert not at.exception and not at.error
     assert seen == [400]
     assert "Decision regions: LIFT" in charts_of(at)[-1].proto.spec
+
+
+def test_runs_of_several_methods_on_one_table_are_compared_by_method(copied_store):
+    store, run_id = copied_store
+    at = page({"run": run_id})
+    assert "Methods on this table" not in texts(at.subheader)  # one method so far: nothing to compare
+    add_fake_run(store, run_id, "iris · L-Tuning prefix", method="ltuning-prefix", lift_accuracy=0.4)
+    add_fake_run(store, run_id, "iris · prompt tuning", method="prompt", lift_accuracy=0.3)
+    at = page({"run": run_id})
+    assert not at.exception
+    assert "Methods on this table" in texts(at.subheader)
+    spec = "\n".join(c.proto.spec for c in charts_of(at))
+    assert "L-Tuning prefix" in spec and "Prompt tuning" in spec and "best baseline" in spec
+    method_run = [r["id"] for r in store.list_runs() if r["method"] == "prompt"][0]
+    at = page({"run": method_run})
+    assert "Prompt tuning Accuracy" in [m.label for m in at.metric]

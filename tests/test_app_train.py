@@ -112,3 +112,22 @@ def test_a_link_to_a_run_that_is_not_here_says_so_and_offers_a_new_run():
     assert "no run '20250101-000000-dead'" in at.warning[0].value
     assert "run" not in at.query_params
     assert at.button(key="start").label == "Start training"
+
+
+def test_a_pair_method_shows_its_own_settings_and_runs_in_a_worker():
+    at = train_page()
+    assert at.radio(key="method").value == "lift"
+    at.radio(key="method").set_value("ltuning-prompt").run()
+    assert not at.exception
+    assert at.number_input(key="setting_virtual_tokens").value == LiftConfig().pair.virtual_tokens
+    assert not [n for n in at.number_input if n.key == "setting_r"]  # LoRA settings belong to LIFT
+    at.radio(key="model_kind").set_value("tiny").run()
+    at.number_input(key="setting_epochs").set_value(1).run()
+    at.button(key="start").click().run()
+    try:
+        assert not at.exception, at.exception
+        run = RunStore().list_runs()[0]
+        assert run["method"] == "ltuning-prompt"
+        assert jobs.wait(run["id"], timeout_s=180)["status"] == "succeeded"
+    finally:
+        stop_all()
