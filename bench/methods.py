@@ -60,6 +60,12 @@ def run_cell(data: str, method: str, seed: int, model: str, extra: list[str]) ->
             "baselines": baselines}
 
 
+def _commit() -> str:
+    """The code a cell was measured with (cells of one table should share it: it sets the times)."""
+    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return proc.stdout.strip() or "unknown"
+
+
 def _stats(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values))  # population std, as LIFT reports it
 
@@ -162,7 +168,8 @@ def main() -> int:
                     continue
                 more = ["--epochs", str(epochs[data])] if data in epochs else []
                 cell = run_cell(data, method, seed, args.model, [*extra, *more])
-                cell.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=machine())
+                cell.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=machine(),
+                            commit=_commit())
                 doc["cells"].append(cell)
                 measured += 1
                 path.write_text(json.dumps(doc, indent=1))

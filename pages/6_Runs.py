@@ -33,7 +33,7 @@ st.dataframe(
     overview,
     hide_index=True,
     column_config={
-        "metric": st.column_config.TextColumn("main metric", help="LIFT's test accuracy or RMSE"),
+        "metric": st.column_config.TextColumn("main metric", help="The language model's test accuracy or RMSE (LIFT or the run's method)"),
         "value": st.column_config.NumberColumn("value", format="%.3f"),
         "duration (s)": st.column_config.NumberColumn("duration", format="%.0f s"),
         "created": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm"),
