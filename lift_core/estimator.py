@@ -25,7 +25,8 @@ from lift_core.metrics import classification_metrics, regression_metrics
 from lift_core.models import load_model
 from lift_core.predict import generate_answers, score_candidates, softmax_rows
 from lift_core.serialize import Serializer, parse_number
-from lift_core.training import TrainResult, attach_lora, train_adapter, trainable_parameters, use_bf16
+from lift_core.training import (TrainResult, attach_lora, computes_tail_logits, train_adapter, trainable_parameters,
+                                use_bf16)
 
 STATE_FILE = "lift.json"
 
@@ -110,7 +111,7 @@ class _LiftBase(BaseEstimator):
             val_prompts = self._prompt_ids(X_val)
             validate = lambda model: self._validate(val_prompts, y_val)  # noqa: E731
         features = training_features(examples)
-        collator = TrainCollator(tok.pad_token_id)
+        collator = TrainCollator(tok.pad_token_id, tail_logits=computes_tail_logits(self.lm_.model))
         probe = collator(features[:cfg.train.batch_size])
         collator.tokens_seen = 0
         self.bf16_ = use_bf16(self.lm_.model, probe, cfg.train, self.lm_.device, cfg.model)

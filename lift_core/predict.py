@@ -28,35 +28,52 @@ def score_candidates(model, prompt_ids: Sequence[Sequence[int]], candidates: Seq
                      progress: Progress = None) -> np.ndarray:
     """Mean log-probability of each candidate answer after each prompt, shape (rows, candidates).
 
-    Sequences are left-padded with explicit position ids, so every candidate ends at the last
-    position and only the last few positions' logits are computed (never rows × length × vocab).
+    Each prompt is read once: a forward over the left-padded prompts fills the key/value cache
+    and gives the first answer token's distribution; the cache is then repeated for the K
+    candidates and only their remaining tokens are read. That is one prompt-length pass per row
+    instead of K, and vocabulary logits only where an answer token is predicted.
     """
     was_training = model.training
     model.eval()
     k = len(candidates)
-    width = max(len(c) for c in candidates)
-    rows_per_batch = max(1, batch_size // k)
+    cand = [list(c) for c in candidates]
+    width = max(len(c) for c in cand)
     out = np.zeros((len(prompt_ids), k), dtype=np.float64)
+    # The candidates' tokens after the first: input c[:-1] predicts c[1:], right-padded to one width.
+    rest = pad_batch([c[:-1] or [pad_id] for c in cand], pad_id)
+    rest_mask = torch.tensor([[1] * (len(c) - 1) + [0] * (width - len(c)) for c in cand], dtype=torch.long)
     try:
-        for start in range(0, len(prompt_ids), rows_per_batch):
-            chunk = prompt_ids[start:start + rows_per_batch]
-            seqs = [list(p) + list(c) for p in chunk for c in candidates]
-            batch = pad_batch(seqs, pad_id, left=True)
+        for start in range(0, len(prompt_ids), batch_size):
+            chunk = prompt_ids[start:start + batch_size]
+            b = len(chunk)
+            batch = pad_batch(chunk, pad_id, left=True)
             mask = batch["attention_mask"]
             position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
             with _autocast(device, bf16):
-                logits = model(input_ids=batch["input_ids"].to(device), attention_mask=mask.to(device),
-                               position_ids=position_ids.to(device), logits_to_keep=width + 1).logits
-            # A model may ignore logits_to_keep (remote code often does): slice the tail either way.
-            logp = torch.log_softmax(logits[:, -(width + 1):-1].float(), dim=-1).cpu()
-            for j, seq in enumerate(seqs):
-                cand = candidates[j % k]
-                n = len(cand)
-                target = torch.tensor(cand, dtype=torch.long)
-                picked = logp[j, width - n:, :].gather(-1, target.unsqueeze(-1)).squeeze(-1)
-                out[start + j // k, j % k] = picked.mean().item()
+                first = model(input_ids=batch["input_ids"].to(device), attention_mask=mask.to(device),
+                              position_ids=position_ids.to(device), use_cache=True, logits_to_keep=1)
+            scores = torch.log_softmax(first.logits[:, -1].float(), dim=-1).cpu()[:, [c[0] for c in cand]]
+            scores = scores.to(torch.float64)  # (b, k): log p(first token)
+            if width > 1:
+                cache = first.past_key_values
+                cache.batch_repeat_interleave(k)
+                ids = rest["input_ids"].repeat(b, 1)  # (b*k, width-1), row r*k + j = candidate j of row r
+                extra = rest_mask.repeat(b, 1)
+                full_mask = torch.cat([mask.repeat_interleave(k, dim=0), extra], dim=1)
+                lengths = mask.sum(-1).repeat_interleave(k)
+                positions = lengths[:, None] + torch.arange(width - 1)[None, :]
+                with _autocast(device, bf16):
+                    logits = model(input_ids=ids.to(device), attention_mask=full_mask.to(device),
+                                   position_ids=positions.to(device), past_key_values=cache, use_cache=True).logits
+                logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+                for j, c in enumerate(cand):
+                    if len(c) > 1:
+                        target = torch.tensor(c[1:], dtype=torch.long)
+                        picked = logp[j::k, : len(c) - 1].gather(-1, target.expand(b, -1).unsqueeze(-1)).squeeze(-1)
+                        scores[:, j] += picked.to(torch.float64).sum(-1)
+            out[start:start + b] = (scores / torch.tensor([len(c) for c in cand], dtype=torch.float64)).numpy()
             if progress:
-                progress(min(start + rows_per_batch, len(prompt_ids)), len(prompt_ids))
+                progress(min(start + b, len(prompt_ids)), len(prompt_ids))
     finally:
         model.train(was_training)
     return out

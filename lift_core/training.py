@@ -61,12 +61,12 @@ def cpu_bf16_faster(model, batch: dict[str, torch.Tensor], probe_key: str) -> bo
 
     It depends on the CPU (AVX512-BF16/AMX) and on the model's shapes: on the 2-core dev machine
     SmolLM2-135M steps ~20 % faster in bf16 while the tiny test GPT-2 steps 4× slower. The answer
-    is cached per model, CPU and torch version, so only the first run pays for the probe.
+    is cached per ``probe_key`` (model and method), CPU, torch version and thread count, so only
+    the first run pays for the probe; it steps on ``batch``, a real training batch.
     """
     import json
     import platform
 
-    from lift_core.examples import pad_batch
     from lift_core.models import cache_dir
 
     key = f"{probe_key}|{platform.processor() or platform.machine()}|{torch.__version__}|{torch.get_num_threads()}"
@@ -83,6 +83,16 @@ def cpu_bf16_faster(model, batch: dict[str, torch.Tensor], probe_key: str) -> bo
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(known, indent=1))
     return bool(known[key])
+
+
+def computes_tail_logits(model) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` and ``position_ids`` (transformers'
+    own models do; some remote-code models do not), so training can skip the prompt's logits."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(base.forward).parameters
+    return "logits_to_keep" in params and "position_ids" in params
 
 
 def trainable_parameters(model) -> int:

@@ -161,3 +161,36 @@ def test_a_cancel_requested_in_the_store_ends_the_run_as_cancelled(tmp_path):
     assert run["status"] == "cancelled"
     steps = [e["step"] for e in store.events(run_id, kind="train")]
     assert max(steps) < 30  # 96 rows / batch 4 × 3 epochs = 72 steps if it had not stopped
+
+
+@pytest.mark.parametrize("bundled", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["tiny", "bundled"])
+def test_tail_logits_give_the_same_loss_and_gradients_as_full_logits(bundled):
+    """Left padding with position ids and logits only for the answers' tail is the same training
+    step as right padding with every position's logits."""
+    import torch
+
+    from lift_core.examples import Example, TrainCollator, training_features
+    from lift_core.models import load_model
+    from lift_core.training import attach_lora, computes_tail_logits
+
+    lm = load_model("bundled" if bundled else "tiny", "none")
+    torch.manual_seed(0)
+    model = attach_lora(lm.model, LoraSettings(r=4, alpha=8, dropout=0.0), quantized=False)
+    model.eval()  # no dropout: the two steps must see the same network
+    assert computes_tail_logits(model)
+    eos = lm.tokenizer.eos_token_id
+    feats = training_features([Example([10, 11, 12, 13, 14, 15], [16, eos]), Example([20, 21], [22, 23, 24, eos]),
+                               Example([30, 31, 32], [33, eos])])
+    results = []
+    for tail in (False, True):
+        model.zero_grad()
+        batch = TrainCollator(lm.tokenizer.pad_token_id, tail_logits=tail)(feats)
+        if tail:
+            assert batch["logits_to_keep"] == 5 and batch["labels"].shape == (3, 5)
+        loss = model(**batch).loss
+        loss.backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+        results.append((loss.detach(), grads))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-4, atol=1e-5)
+    for full, tail in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(full, tail, rtol=1e-3, atol=1e-5)

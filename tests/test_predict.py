@@ -22,12 +22,17 @@ def reference_scores(model, prompts, candidates):
     return out
 
 
-def test_batched_left_padded_scoring_equals_one_row_at_a_time():
-    lm = load_model("tiny")
+@pytest.mark.parametrize("model", ["tiny", pytest.param("bundled", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("batch_size", [2, 4])
+def test_shared_prompt_scoring_equals_one_row_at_a_time(model, batch_size):
+    """One cached pass per prompt, the candidates read after it, equals scoring every prompt +
+    candidate sequence on its own (GPT-2 and a Llama-style model with grouped-query attention)."""
+    lm = load_model(model)
+    pad = lm.tokenizer.pad_token_id
     prompts = [[464, 3290, 318, 257], [40, 1101], [1212, 318, 257, 1332, 286, 262, 4226]]  # lengths 4, 2, 7
-    candidates = [[900, 50256], [1234, 5678, 50256], [42, 50256]]  # answers of different lengths
-    got = score_candidates(lm.model, prompts, candidates, pad_id=50256, device="cpu", batch_size=4)
-    np.testing.assert_allclose(got, reference_scores(lm.model, prompts, candidates), atol=1e-5)
+    candidates = [[900, 0], [1234, 5678, 0], [42, 0]]  # answers of different lengths
+    got = score_candidates(lm.model, prompts, candidates, pad_id=pad, device="cpu", batch_size=batch_size)
+    np.testing.assert_allclose(got, reference_scores(lm.model, prompts, candidates), atol=1e-4)
 
 
 class _Guesser:
