@@ -111,7 +111,7 @@ class _LiftBase(BaseEstimator):
             val_prompts = self._prompt_ids(X_val)
             validate = lambda model: self._validate(val_prompts, y_val)  # noqa: E731
         features = training_features(examples)
-        collator = TrainCollator(tok.pad_token_id, tail_logits=computes_tail_logits(self.lm_.model))
+        collator = self._collator(features)
         probe = collator(features[:cfg.train.batch_size])
         collator.tokens_seen = 0
         self.bf16_ = use_bf16(self.lm_.model, probe, cfg.train, self.lm_.device, cfg.model)
@@ -120,6 +120,10 @@ class _LiftBase(BaseEstimator):
             validate=validate, on_event=on_event, should_stop=should_stop, bf16=self.bf16_)
         self._last = None  # best weights restored: scores from training-time validation are stale
         return self
+
+    def _collator(self, features: list[dict]) -> TrainCollator:
+        """How training rows become batches (bench/speed.py swaps in the plain recipe's to compare)."""
+        return TrainCollator(self.lm_.tokenizer.pad_token_id, tail_logits=computes_tail_logits(self.lm_.model))
 
     def _bf16(self) -> bool:
         """Predict in the precision training and validation used (a loaded model: as saved)."""

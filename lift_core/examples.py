@@ -55,9 +55,9 @@ def check_fits(prompt_ids: Sequence[Sequence[int]], longest_answer: int, context
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, left: bool = False,
-              labels: Sequence[Sequence[int]] | None = None) -> dict[str, torch.Tensor]:
-    """Pad to the longest sequence of this batch (never to the whole table's longest)."""
-    width = max(len(s) for s in sequences)
+              labels: Sequence[Sequence[int]] | None = None, width: int | None = None) -> dict[str, torch.Tensor]:
+    """Pad to the longest sequence of this batch (or to ``width``, if that is longer)."""
+    width = max(width or 0, max(len(s) for s in sequences))
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     out_labels = torch.full((len(sequences), width), -100, dtype=torch.long) if labels is not None else None

@@ -1,0 +1,197 @@
+"""Speed, side by side on the same model and rows: our LIFT training and label scoring against the
+plain recipe and LIFT's per-row generation.
+
+- **Training:** ``ours`` (per-batch padding, left-padded with logits only for the answers' tail,
+  bf16 autocast where it measured faster) against ``plain`` (the transformers Trainer + peft recipe:
+  every batch padded to the table's longest row, logits at every position, float32 on CPU). Same
+  LoRA, settings, seed and rows; tokens/s counts real tokens only, validation time excluded;
+  peak memory is the process's (CPU) or the GPU's.
+- **Prediction:** on the model ``ours`` trained, rows/s and accuracy of our candidate scoring
+  (batched, each prompt read once) against LIFT's way, greedy ``generate`` one row at a time.
+- **End to end:** ``python -m lift_core run --data iris --epochs 5`` (train + evaluate + baselines).
+
+Each variant runs in its own process (so peak memory is its own). Writes
+``docs/benchmarks/speed.{json,md}`` with the date, machine and command.
+
+    .venv/bin/python bench/speed.py                 # iris, bundled model, default settings
+    .venv/bin/python bench/speed.py --quick         # tiny model, 1 epoch: checks the script works
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.iris_defaults import machine  # noqa: E402
+from lift_core.config import LiftConfig, TrainSettings  # noqa: E402
+from lift_core.estimator import LiftClassifier  # noqa: E402
+from lift_core.examples import pad_batch  # noqa: E402
+from lift_core.experiment import RunRequest, _parts, load_table  # noqa: E402
+
+
+class PlainCollator:
+    """The usual recipe: right padding to the table's longest row, labels (and logits) everywhere."""
+
+    def __init__(self, pad_id: int, width: int) -> None:
+        self.pad_id, self.width = pad_id, width
+        self.tokens_seen = 0
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        seqs = [f["input_ids"] for f in features]
+        self.tokens_seen += sum(len(s) for s in seqs)
+        return pad_batch(seqs, self.pad_id, labels=[f["labels"] for f in features], width=self.width)
+
+
+class PlainRecipe(LiftClassifier):
+    def _collator(self, features: list[dict]) -> PlainCollator:
+        return PlainCollator(self.lm_.tokenizer.pad_token_id, max(len(f["input_ids"]) for f in features))
+
+
+def _peak_bytes(device: str) -> int:
+    if device == "cuda":
+        return int(torch.cuda.max_memory_allocated())
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+
+
+def variant(name: str, data: str, model: str, epochs: int, seed: int) -> dict:
+    """Train one recipe (and, for ours, time both ways of predicting); runs in its own process."""
+    table = load_table(RunRequest(data=data, seed=seed))
+    (X_tr, y_tr), (X_val, y_val), (X_te, y_te) = _parts(table)
+    p = table.prepared
+    train = TrainSettings(epochs=epochs, seed=seed, bf16_cpu=False if name == "plain" else "auto")
+    cls = PlainRecipe if name == "plain" else LiftClassifier
+    est = cls(LiftConfig(model=model, train=train), target=p.target, classes=list(p.classes))
+    est.fit(X_tr, y_tr, eval_set=(X_val, y_val))
+    r = est.train_result_
+    train_s = r.seconds - r.eval_seconds
+    out = {"variant": name, "device": est.lm_.device, "bf16": est.bf16_, "train_seconds": train_s,
+           "seconds_per_epoch": train_s / epochs, "train_tokens": r.train_tokens,
+           "tokens_per_s": r.train_tokens / train_s, "test_accuracy": float(est.score(X_te, y_te))}
+    if name == "ours":
+        t0 = time.perf_counter()
+        scored = est.predict(X_te)
+        score_s = time.perf_counter() - t0
+        est.config.predict_mode, est.config.eval_batch_size = "generate", 1  # LIFT's per-row generate (greedy)
+        t0 = time.perf_counter()
+        generated = est.predict(X_te)
+        gen_s = time.perf_counter() - t0
+        out["predict"] = {
+            "rows": len(X_te),
+            "scoring": {"rows_per_s": len(X_te) / score_s, "accuracy": float(np.mean(scored == y_te))},
+            "per_row_generate": {"rows_per_s": len(X_te) / gen_s, "accuracy": float(np.mean(generated == y_te)),
+                                 "invalid": int(est.n_invalid_)},
+        }
+    out["peak_memory_bytes"] = _peak_bytes(est.lm_.device)
+    return out
+
+
+def end_to_end(data: str, model: str, epochs: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "lift_core", "run", "--data", data, "--model", model, "--epochs", str(epochs)]
+        t0 = time.time()
+        proc = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, LIFT_HOME=tmp), capture_output=True, text=True)
+        wall = time.time() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return {"command": "python -m lift_core run " + " ".join(cmd[4:]), "wall_seconds": wall}
+
+
+def report(doc: dict) -> str:
+    by = {v["variant"]: v for v in doc["training"]}
+    plain, ours = by["plain"], by["ours"]
+    pred = ours["predict"]
+    gib = 1024 ** 3
+    return "\n".join([
+        "# Speed: training and prediction, side by side",
+        "",
+        f"- **Measured:** {doc['date']} on {doc['machine']}",
+        f"- **Command:** `{doc['command']}`",
+        f"- **Rows:** {doc['data']} (LIFT's split, seed {doc['seed']}), model `{doc['model']}`, {doc['epochs']} epochs, "
+        "default settings otherwise; both recipes train the same LoRA from the same seed.",
+        "",
+        "## Training",
+        "",
+        "| recipe | tokens/s | s per epoch | peak memory | bf16 | test accuracy |",
+        "|---|---|---|---|---|---|",
+        *[f"| {label} | {v['tokens_per_s']:.0f} | {v['seconds_per_epoch']:.1f} | {v['peak_memory_bytes'] / gib:.2f} GiB | "
+          f"{'yes' if v['bf16'] else 'no'} | {v['test_accuracy']:.3f} |"
+          for label, v in (("plain: pad to the longest row, all logits, fp32", plain),
+                           ("ours: per-batch padding, tail logits, bf16 if faster", ours))],
+        "",
+        f"**Speed-up: {ours['tokens_per_s'] / plain['tokens_per_s']:.2f}×** the plain recipe's tokens/s.",
+        "",
+        "## Prediction (the model `ours` trained, test rows)",
+        "",
+        "| method | rows/s | accuracy |",
+        "|---|---|---|",
+        f"| LIFT's per-row greedy generate | {pred['per_row_generate']['rows_per_s']:.2f} | "
+        f"{pred['per_row_generate']['accuracy']:.3f} ({pred['per_row_generate']['invalid']} unreadable) |",
+        f"| our label scoring | {pred['scoring']['rows_per_s']:.2f} | {pred['scoring']['accuracy']:.3f} |",
+        "",
+        f"**Speed-up: {pred['scoring']['rows_per_s'] / pred['per_row_generate']['rows_per_s']:.1f}×** the rows/s "
+        "of per-row generate.",
+        "",
+        "## End to end",
+        "",
+        f"`{doc['end_to_end']['command']}`: **{doc['end_to_end']['wall_seconds']:.0f} s** "
+        "(model load, training, evaluation, baselines, adapter export).",
+        "",
+    ])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="iris")
+    ap.add_argument("--model", default="bundled")
+    ap.add_argument("--epochs", type=int, default=TrainSettings().epochs)
+    ap.add_argument("--e2e-epochs", type=int, default=5, help="epochs of the end-to-end run (the target is 2 min at 5)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
+    ap.add_argument("--quick", action="store_true", help="tiny model, 1 epoch, into a temp folder")
+    ap.add_argument("--variant", choices=["plain", "ours"], help=argparse.SUPPRESS)  # one child process
+    args = ap.parse_args()
+    if args.quick:
+        args.model, args.epochs, args.e2e_epochs = "tiny", 1, 1
+        if args.out == ROOT / "docs" / "benchmarks":
+            args.out = Path(tempfile.mkdtemp(prefix="bench-speed-"))
+    if args.variant:
+        print(json.dumps(variant(args.variant, args.data, args.model, args.epochs, args.seed)))
+        return 0
+    training = []
+    for name in ("plain", "ours"):
+        cmd = [sys.executable, __file__, "--variant", name, "--data", args.data, "--model", args.model,
+               "--epochs", str(args.epochs), "--seed", str(args.seed)]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            return 1
+        training.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(f"{name}: {training[-1]['tokens_per_s']:.0f} tokens/s, accuracy {training[-1]['test_accuracy']:.3f}",
+              flush=True)
+    doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),
+           "command": " ".join(["python", "bench/speed.py", *sys.argv[1:]]), "data": args.data,
+           "model": args.model, "epochs": args.epochs, "seed": args.seed, "training": training,
+           "end_to_end": end_to_end(args.data, args.model, args.e2e_epochs)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed.json").write_text(json.dumps(doc, indent=1))
+    (args.out / "speed.md").write_text(report(doc))
+    print(f"report: {args.out / 'speed.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
