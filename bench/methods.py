@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cells import commit, run_cli  # noqa: E402
 from bench.iris_defaults import machine  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 from lift_core.config import METHOD_LABELS, METHODS  # noqa: E402
@@ -41,16 +39,7 @@ PAIRS = [("ltuning-prefix", "prefix"), ("ltuning-prompt", "prompt")]  # L-Tuning
 
 
 def run_cell(data: str, method: str, seed: int, model: str, extra: list[str]) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "lift_core", "run", "--data", data, "--method", method, "--model", model,
-               "--seed", str(seed), "--out", tmp, *extra]
-        env = dict(os.environ, LIFT_HOME=str(Path(tmp) / "ws"))
-        t0 = time.time()
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-        wall = time.time() - t0
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-        doc = json.loads((Path(tmp) / "metrics.json").read_text())
+    doc, wall = run_cli(["--data", data, "--method", method, "--model", model, "--seed", str(seed), *extra])
     lm = doc["models"]["lift"]
     baselines = {k: v.get("accuracy") for k, v in doc["models"].items() if k != "lift" and "accuracy" in v}
     return {"data": data, "method": method, "seed": seed, "accuracy": lm["accuracy"],
@@ -58,12 +47,6 @@ def run_cell(data: str, method: str, seed: int, model: str, extra: list[str]) ->
             "trainable_parameters": lm["trainable_parameters"], "best_epoch": lm["best_epoch"],
             "tokens_per_s": lm.get("tokens_per_s"), "n_train": doc["n_train"], "n_test": doc["n_test"],
             "baselines": baselines}
-
-
-def _commit() -> str:
-    """The code a cell was measured with (cells of one table should share it: it sets the times)."""
-    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return proc.stdout.strip() or "unknown"
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -169,7 +152,7 @@ def main() -> int:
                 more = ["--epochs", str(epochs[data])] if data in epochs else []
                 cell = run_cell(data, method, seed, args.model, [*extra, *more])
                 cell.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=machine(),
-                            commit=_commit())
+                            commit=commit())
                 doc["cells"].append(cell)
                 measured += 1
                 path.write_text(json.dumps(doc, indent=1))

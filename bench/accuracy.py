@@ -1,0 +1,194 @@
+"""LIFT's tables, offline: every Table-4 classification set we have and the 12 synthetic regression
+functions, LIFT (bundled model) against every baseline, 3 seeds, next to the paper's figures.
+
+Each cell (data set × seed) is one ``python -m lift_core run`` in a fresh process; results are
+appended to ``docs/benchmarks/accuracy.json`` as they come, so an interrupted suite resumes where
+it stopped, and ``accuracy.md`` (tables and a chart) and ``accuracy.html`` (interactive chart) are
+rewritten after every cell with the date, machine and command.
+
+    .venv/bin/python bench/accuracy.py                        # everything (many CPU hours)
+    .venv/bin/python bench/accuracy.py --datasets iris wine   # some
+    .venv/bin/python bench/accuracy.py --quick                # tiny model, 1 epoch: checks the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.cells import commit, run_cli  # noqa: E402
+from bench.iris_defaults import machine  # noqa: E402
+from bench.paper import CLASSIFICATION, REGRESSION  # noqa: E402
+from lift_core.baselines import BASELINE_LABELS  # noqa: E402
+
+DATASETS = [*CLASSIFICATION, *REGRESSION]
+
+
+def run_cell(data: str, seed: int, model: str, extra: list[str]) -> dict:
+    doc, wall = run_cli(["--data", data, "--model", model, "--seed", str(seed), *extra])
+    main = "accuracy" if doc["task"] == "classification" else "rae"
+    keep = ("accuracy", "macro_f1", "invalid_rate") if main == "accuracy" else ("rae", "rae_filtered", "rmse",
+                                                                                "invalid_rate")
+    lm = doc["models"]["lift"]
+    return {"data": data, "seed": seed, "task": doc["task"], "n_train": doc["n_train"], "n_test": doc["n_test"],
+            "lift": {k: lm.get(k) for k in keep}, "train_seconds": lm["train_seconds"], "wall_seconds": wall,
+            "baselines": {k: v.get(main) for k, v in doc["models"].items() if k != "lift" and v.get(main) is not None}}
+
+
+def _ms(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values))  # population std, as LIFT reports it
+
+
+def summary(cells: list[dict]) -> list[dict]:
+    """One row per data set: ours (mean ± std over seeds), our best baseline, the paper's figures."""
+    rows = []
+    for data in DATASETS:
+        got = [c for c in cells if c["data"] == data]
+        if not got:
+            continue
+        task = got[0]["task"]
+        main, scale = ("accuracy", 100.0) if task == "classification" else ("rae", 1.0)
+        mean, std = _ms([c["lift"][main] * scale for c in got])
+        base = {}
+        for c in got:
+            for name, value in c["baselines"].items():
+                base.setdefault(name, []).append(value * scale)
+        pick = max if task == "classification" else min
+        best = pick(base, key=lambda n: np.mean(base[n])) if base else None
+        paper = (CLASSIFICATION if task == "classification" else REGRESSION).get(data, {})
+        row = {"data": data, "task": task, "n": len(got), "mean": mean, "std": std,
+               "best_baseline": best, "best_baseline_mean": float(np.mean(base[best])) if best else None,
+               "gptj": paper.get("LIFT/GPT-J"), "gpt3": paper.get("LIFT/GPT-3"),
+               "train_seconds": float(np.mean([c["train_seconds"] for c in got]))}
+        if task == "regression":
+            row["filtered_mean"] = _ms([c["lift"]["rae_filtered"] for c in got])[0]
+        if row["gptj"] is not None and task == "classification":
+            row["within_one_std"] = mean >= row["gptj"] - std  # as good, or short by at most one std
+        rows.append(row)
+    return rows
+
+
+def chart(rows: list[dict]) -> go.Figure:
+    cls = [r for r in rows if r["task"] == "classification"]
+    fig = go.Figure()
+    fig.add_bar(name="ours: LIFT", x=[r["data"] for r in cls], y=[r["mean"] for r in cls],
+                error_y={"type": "data", "array": [r["std"] for r in cls]})
+    fig.add_bar(name="paper: LIFT/GPT-J 6B", x=[r["data"] for r in cls], y=[r["gptj"] for r in cls])
+    fig.add_bar(name="ours: best baseline", x=[r["data"] for r in cls], y=[r["best_baseline_mean"] for r in cls])
+    fig.update_layout(barmode="group", title="Test accuracy (%), mean ± std over 3 splits",
+                      yaxis={"title": "accuracy %", "range": [0, 100]})
+    return fig
+
+
+def mermaid(rows: list[dict], model: str) -> list[str]:
+    """A chart that renders in the README itself (GitHub draws mermaid): ours as bars, paper as a line."""
+    cls = [r for r in rows if r["task"] == "classification" and r["gptj"] is not None]
+    if not cls:
+        return []
+    ours = ", ".join(f"{r['mean']:.1f}" for r in cls)
+    paper = ", ".join(f"{r['gptj']:.1f}" for r in cls)
+    names = ", ".join(r["data"] for r in cls)
+    return ["```mermaid", "xychart-beta",
+            f'    title "Accuracy %: ours (bars, model {model}) vs LIFT/GPT-J 6B (line)"',
+            f"    x-axis [{names}]", '    y-axis "accuracy %" 0 --> 100', f"    bar [{ours}]", f"    line [{paper}]",
+            "```"]
+
+
+def report(doc: dict) -> str:
+    rows = summary(doc["cells"])
+    cells = doc["cells"]
+    lines = ["# LIFT's benchmarks, offline", "",
+             f"- **Measured:** cells from {min(c['date'] for c in cells)[:10]} to {max(c['date'] for c in cells)[:10]} "
+             f"on {doc['machine']}; each cell's date and commit are in `accuracy.json`.",
+             f"- **Command:** `{doc['command']}`",
+             f"- **Settings:** model `{doc['settings']['model']}`, extra arguments "
+             f"`{' '.join(doc['settings']['extra']) or '(none: every default)'}`; LIFT's split per seed; "
+             "mean ± population std over the seeds measured (n).", ""]
+    cls = [r for r in rows if r["task"] == "classification"]
+    if cls:
+        lines += ["## Classification: test accuracy (%)", "",
+                  "| data set | n | ours: LIFT | ours: best baseline | paper: LIFT/GPT-J | paper: LIFT/GPT-3 | within one std of GPT-J | train s |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in cls:
+            within = "" if "within_one_std" not in r else ("yes" if r["within_one_std"] else "**no**")
+            lines.append(f"| {r['data']} | {r['n']} | {r['mean']:.2f} ± {r['std']:.2f} | "
+                         f"{BASELINE_LABELS.get(r['best_baseline'], r['best_baseline'])} {r['best_baseline_mean']:.2f} | "
+                         f"{'' if r['gptj'] is None else r['gptj']} | {'' if r['gpt3'] is None else r['gpt3']} | "
+                         f"{within} | {r['train_seconds']:.0f} |")
+        compared = [r for r in cls if "within_one_std" in r]
+        lines += ["", f"Within one std of LIFT/GPT-J 6B (or above it): **{sum(r['within_one_std'] for r in compared)} "
+                  f"of {len(compared)}** data sets measured that the paper reports.", "", *mermaid(rows, doc["settings"]["model"]), ""]
+    reg = [r for r in rows if r["task"] == "regression"]
+    if reg:
+        lines += ["## Regression: test RAE (lower is better)", "",
+                  "| function | n | ours: LIFT | ours: LIFT, outliers filtered | ours: best baseline | paper: LIFT/GPT-J | paper: LIFT/GPT-3 | train s |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in reg:
+            lines.append(f"| {r['data']} | {r['n']} | {r['mean']:.3f} ± {r['std']:.3f} | {r['filtered_mean']:.3f} | "
+                         f"{BASELINE_LABELS.get(r['best_baseline'], r['best_baseline'])} {r['best_baseline_mean']:.3f} | "
+                         f"{r['gptj']} | {r['gpt3']} | {r['train_seconds']:.0f} |")
+        lines.append("")
+    missing = [d for d in doc["settings"]["datasets"] if d not in {r["data"] for r in rows}]
+    if missing:
+        lines += [f"Not yet measured: {', '.join(missing)}.", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--model", default="bundled")
+    ap.add_argument("--extra", default="", help="more `lift_core run` arguments for every cell")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
+    ap.add_argument("--quick", action="store_true", help="tiny model, 1 epoch, iris and linear_1d, seed 0")
+    args = ap.parse_args()
+    if args.quick:
+        args.datasets, args.seeds, args.model, args.extra = ["iris", "linear_1d"], [0], "tiny", "--epochs 1"
+        if args.out == ROOT / "docs" / "benchmarks":  # never mix quick cells into the committed results
+            args.out = Path(tempfile.mkdtemp(prefix="bench-accuracy-"))
+    extra = shlex.split(args.extra)
+    path = args.out / "accuracy.json"
+    doc = json.loads(path.read_text()) if path.exists() else {"cells": []}
+    old = doc.get("settings", {})
+    if doc["cells"] and (old.get("model"), old.get("extra")) != (args.model, extra):
+        print(f"{path} holds cells measured with other settings; use another --out", file=sys.stderr)
+        return 2
+    doc.update(settings={"model": args.model, "extra": extra, "datasets": args.datasets, "seeds": args.seeds},
+               machine=machine(), command=" ".join(["python", "bench/accuracy.py", *sys.argv[1:]]))
+    done = {(c["data"], c["seed"]) for c in doc["cells"]}
+    args.out.mkdir(parents=True, exist_ok=True)
+    measured = 0
+    for data in args.datasets:
+        for seed in args.seeds:
+            if (data, seed) in done:
+                continue
+            cell = run_cell(data, seed, args.model, extra)
+            cell.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=machine(),
+                        commit=commit())
+            doc["cells"].append(cell)
+            measured += 1
+            path.write_text(json.dumps(doc, indent=1))
+            (args.out / "accuracy.md").write_text(report(doc))
+            chart(summary(doc["cells"])).write_html(args.out / "accuracy.html", include_plotlyjs="cdn")
+            main_value = cell["lift"].get("accuracy", cell["lift"].get("rae"))
+            print(f"{data} seed {seed}: LIFT {main_value:.3f}, train {cell['train_seconds']:.0f} s", flush=True)
+    if not measured:
+        print("nothing to do: every cell is measured", file=sys.stderr)
+    print(f"report: {args.out / 'accuracy.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""The accuracy suite keeps working: ``--quick`` (tiny model, 1 epoch, one classification set and
+one regression function) writes its JSON, report, chart, and puts the paper's figures beside ours."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_quick_accuracy_suite_reports_ours_beside_the_paper(tmp_path):
+    proc = subprocess.run([sys.executable, "bench/accuracy.py", "--quick", "--out", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads((tmp_path / "accuracy.json").read_text())
+    assert [(c["data"], c["task"]) for c in doc["cells"]] == [("iris", "classification"), ("linear_1d", "regression")]
+    report = (tmp_path / "accuracy.md").read_text()
+    assert "| iris | 1 |" in report and "96.67" in report  # ours beside LIFT/GPT-J's published iris accuracy
+    assert "| linear_1d | 1 |" in report and "0.081" in report
+    assert "xychart-beta" in report and (tmp_path / "accuracy.html").exists()
