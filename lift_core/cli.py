@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own Python code to run")
     r.add_argument("--no-baselines", action="store_true", help="skip the classic ML baselines")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--train-rows", type=int, help="use only this many of the training rows (stratified; for "
+                                                  "learning curves); validation and test rows are unchanged")
     r.add_argument("--out", type=Path, help="also copy metrics.json, adapter.zip and test predictions here")
 
     pr = sub.add_parser("predict", help="predict new rows with an adapter zip")
@@ -110,7 +112,8 @@ def _request(args: argparse.Namespace):
     cfg.validate()
     features = [f.strip() for f in args.features.split(",") if f.strip()] if args.features else None
     return RunRequest(data=args.data, target=args.target, task=args.task, features=features,
-                      missing=args.missing, seed=args.seed, baselines=not args.no_baselines, lift=cfg)
+                      missing=args.missing, seed=args.seed, baselines=not args.no_baselines, lift=cfg,
+                      train_rows=args.train_rows)
 
 
 class _Bar:

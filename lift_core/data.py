@@ -551,3 +551,27 @@ def _part(
             warns.append(f"the {part} rows were drawn at random, not stratified: {why}")
     train, held = train_test_split(rows, test_size=0.2, random_state=seed)
     return train, held
+
+
+def limit_train(prep: Prepared, split: Split, rows: int, seed: int = 0) -> Split:
+    """Keep only ``rows`` of the training rows (stratified by class when possible, drawn by
+    ``seed``); validation and test rows stay as they are, so sizes compare on the same test.
+
+    For learning curves (LIFT's sample-size study): how many rows does the model need?
+    """
+    if rows < 2:
+        raise LiftError(f"training rows must be at least 2 (got {rows}); leave it unset to use every training row")
+    if rows >= len(split.train):
+        return split
+    warns = list(split.warnings)
+    stratify = None
+    if prep.task == "classification":
+        codes = prep.frame[prep.target].iloc[split.train].to_numpy()
+        _, counts = np.unique(codes, return_counts=True)
+        if counts.min() >= 2 and rows >= len(counts):
+            stratify = codes
+        else:
+            warns.append(f"the {rows} training rows were drawn at random, not stratified: too few rows for "
+                         f"{len(counts)} classes")
+    kept, _ = train_test_split(split.train, train_size=rows, random_state=seed, stratify=stratify)
+    return Split(np.sort(kept), split.val, split.test, tuple(warns))

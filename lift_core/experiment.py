@@ -23,7 +23,7 @@ from lift_core.baselines import evaluate, run_baselines
 from lift_core.builtin import BUILTIN, load_builtin
 from lift_core.bundle import write_bundle
 from lift_core.config import METHOD_LABELS, PAIR_METHODS, LiftConfig
-from lift_core.data import Prepared, Split, make_split, prepare, read_table
+from lift_core.data import Prepared, Split, limit_train, make_split, prepare, read_table
 from lift_core.errors import LiftError
 from lift_core.examples import check_fits
 from lift_core.estimator import LiftClassifier, LiftRegressor, PairClassifier
@@ -43,6 +43,7 @@ class RunRequest:
     missing: str = "word"
     seed: int = 0
     baselines: bool = True
+    train_rows: int | None = None  # use only this many training rows (learning curves); None = all
     lift: LiftConfig = field(default_factory=LiftConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,7 +86,10 @@ def load_table(request: RunRequest) -> LoadedTable:
     prepared = prepare(frame, target, task=task, features=request.features, missing=request.missing)
     if fixed is not None and len(prepared.frame) != sum(fixed):
         fixed = None  # rows were dropped: the fixed blocks no longer line up, so draw the split
-    return LoadedTable(prepared, make_split(prepared, seed=request.seed, fixed_sizes=fixed), name)
+    split = make_split(prepared, seed=request.seed, fixed_sizes=fixed)
+    if request.train_rows is not None:
+        split = limit_train(prepared, split, request.train_rows, seed=request.seed)
+    return LoadedTable(prepared, split, name)
 
 
 def prompt_lengths(table: LoadedTable, config: LiftConfig) -> tuple[list[int], int, int]:

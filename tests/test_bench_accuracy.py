@@ -22,3 +22,14 @@ def test_quick_accuracy_suite_reports_ours_beside_the_paper(tmp_path):
     assert "| iris | 1 |" in report and "96.67" in report  # ours beside LIFT/GPT-J's published iris accuracy
     assert "| linear_1d | 1 |" in report and "0.081" in report
     assert "xychart-beta" in report and (tmp_path / "accuracy.html").exists()
+
+
+@pytest.mark.slow
+def test_quick_sample_size_curve_cuts_the_training_rows(tmp_path):
+    proc = subprocess.run([sys.executable, "bench/sample_size.py", "--quick", "--out", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads((tmp_path / "sample_size.json").read_text())
+    assert [(c["rows"], c["n_train"]) for c in doc["cells"]] == [(8, 8), (16, 16)]
+    report = (tmp_path / "sample_size.md").read_text()
+    assert "| 8 | 1 |" in report and "| 16 | 1 |" in report and (tmp_path / "sample_size.html").exists()

@@ -335,3 +335,29 @@ def test_fixed_sizes():
     assert split.val.tolist() == [6, 7] and split.test.tolist() == [8, 9]
     with pytest.raises(LiftError, match="adding up to the table's 10 rows"):
         make_split(prep, fixed_sizes=(6, 2, 1))
+
+
+def test_limit_train_keeps_a_stratified_seeded_subset_and_leaves_validation_and_test_alone():
+    from lift_core.builtin import load_builtin
+    from lift_core.data import limit_train, make_split, prepare
+
+    b = load_builtin("iris")
+    prep = prepare(b.frame, b.target)
+    split = make_split(prep, seed=1)
+    small = limit_train(prep, split, 12, seed=1)
+    assert len(small.train) == 12 and set(small.train) <= set(split.train)
+    np.testing.assert_array_equal(small.val, split.val)
+    np.testing.assert_array_equal(small.test, split.test)
+    assert prep.frame[prep.target].iloc[small.train].value_counts().tolist() == [4, 4, 4]  # stratified
+    np.testing.assert_array_equal(limit_train(prep, split, 12, seed=1).train, small.train)  # seeded
+    assert limit_train(prep, split, 10_000) is split  # more than there are: all of them
+
+
+def test_limit_train_refuses_fewer_than_two_rows():
+    from lift_core.builtin import load_builtin
+    from lift_core.data import limit_train, make_split, prepare
+
+    b = load_builtin("iris")
+    prep = prepare(b.frame, b.target)
+    with pytest.raises(LiftError, match="at least 2"):
+        limit_train(prep, make_split(prep), 1)

@@ -1,0 +1,144 @@
+"""How many rows does LIFT need? Test accuracy against the number of training rows, LIFT against
+the best baseline (the one best with every row), mean ± std over seeds, on the same test rows.
+
+Each cell (data set × training rows × seed) is ``python -m lift_core run --train-rows N`` in a
+fresh process; results go to ``docs/benchmarks/sample_size.json`` as they come (an interrupted
+run resumes), with ``sample_size.md`` (table and chart) and ``sample_size.html`` rewritten.
+
+    .venv/bin/python bench/sample_size.py                  # iris and moons
+    .venv/bin/python bench/sample_size.py --quick          # tiny model, 1 epoch: checks the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.cells import commit, run_cli  # noqa: E402
+from bench.iris_defaults import machine  # noqa: E402
+from lift_core.baselines import BASELINE_LABELS  # noqa: E402
+
+SIZES = {"iris": [8, 16, 32, 64, 96], "moons": [16, 32, 64, 128, 256]}
+
+
+def curves(cells: list[dict], data: str) -> dict:
+    """Per size: LIFT's and the reference baseline's accuracies over seeds."""
+    got = [c for c in cells if c["data"] == data]
+    largest = max(c["rows"] for c in got)
+    full = [c["baselines"] for c in got if c["rows"] == largest]
+    names = {n for b in full for n in b if n != "majority"}
+    best = max(names, key=lambda n: np.mean([b[n] for b in full if n in b])) if names else None
+    out = {"best": best, "sizes": []}
+    for rows in sorted({c["rows"] for c in got}):
+        at = [c for c in got if c["rows"] == rows]
+        lift = [c["lift"] for c in at]
+        base = [c["baselines"][best] for c in at if best in c["baselines"]]
+        out["sizes"].append({"rows": rows, "n": len(at), "lift": (float(np.mean(lift)), float(np.std(lift))),
+                             "baseline": (float(np.mean(base)), float(np.std(base))) if base else None})
+    return out
+
+
+def chart(doc: dict) -> go.Figure:
+    fig = go.Figure()
+    for data in sorted({c["data"] for c in doc["cells"]}):
+        cv = curves(doc["cells"], data)
+        xs = [s["rows"] for s in cv["sizes"]]
+        fig.add_scatter(x=xs, y=[s["lift"][0] for s in cv["sizes"]], name=f"{data}: LIFT", mode="lines+markers",
+                        error_y={"type": "data", "array": [s["lift"][1] for s in cv["sizes"]]})
+        if cv["best"]:
+            fig.add_scatter(x=xs, y=[s["baseline"][0] if s["baseline"] else None for s in cv["sizes"]],
+                            name=f"{data}: {BASELINE_LABELS.get(cv['best'], cv['best'])}", mode="lines+markers",
+                            line={"dash": "dot"})
+    fig.update_layout(title="Test accuracy against training rows", xaxis={"title": "training rows", "type": "log"},
+                      yaxis={"title": "accuracy", "range": [0, 1.02]})
+    return fig
+
+
+def report(doc: dict) -> str:
+    cells = doc["cells"]
+    lines = ["# Sample size: how many rows LIFT needs", "",
+             f"- **Measured:** cells from {min(c['date'] for c in cells)[:10]} to {max(c['date'] for c in cells)[:10]} "
+             f"on {doc['machine']}; each cell's date and commit are in `sample_size.json`.",
+             f"- **Command:** `{doc['command']}`",
+             f"- **Settings:** model `{doc['settings']['model']}`, extra arguments "
+             f"`{' '.join(doc['settings']['extra']) or '(none: every default)'}`; LIFT's split per seed, its "
+             "training rows cut to N (stratified, by the same seed); validation and test rows unchanged. The "
+             "baseline is the one best with every training row. Interactive chart: `sample_size.html`.", ""]
+    for data in sorted({c["data"] for c in cells}):
+        cv = curves(cells, data)
+        label = BASELINE_LABELS.get(cv["best"], cv["best"])
+        lines += [f"## {data}", "", f"| training rows | n | LIFT | {label} |", "|---|---|---|---|"]
+        for s in cv["sizes"]:
+            base = f"{s['baseline'][0]:.3f} ± {s['baseline'][1]:.3f}" if s["baseline"] else ""
+            lines.append(f"| {s['rows']} | {s['n']} | {s['lift'][0]:.3f} ± {s['lift'][1]:.3f} | {base} |")
+        lines += ["", "```mermaid", "xychart-beta", f'    title "{data}: LIFT (bars) vs {label} (line)"',
+                  f"    x-axis [{', '.join(str(s['rows']) for s in cv['sizes'])}]", '    y-axis "accuracy" 0 --> 1',
+                  "    bar [" + ", ".join(f"{s['lift'][0]:.3f}" for s in cv["sizes"]) + "]",
+                  "    line [" + ", ".join(f"{s['baseline'][0]:.3f}" if s["baseline"] else "0"
+                                        for s in cv["sizes"]) + "]", "```", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=list(SIZES))
+    ap.add_argument("--sizes", type=int, nargs="+", help="training rows (default: per data set, see SIZES)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--model", default="bundled")
+    ap.add_argument("--extra", default="", help="more `lift_core run` arguments for every cell")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
+    ap.add_argument("--quick", action="store_true", help="tiny model, 1 epoch, iris with 8 and 16 rows, seed 0")
+    args = ap.parse_args()
+    if args.quick:
+        args.datasets, args.sizes, args.seeds, args.model, args.extra = ["iris"], [8, 16], [0], "tiny", "--epochs 1"
+        if args.out == ROOT / "docs" / "benchmarks":  # never mix quick cells into the committed results
+            args.out = Path(tempfile.mkdtemp(prefix="bench-sample-size-"))
+    extra = shlex.split(args.extra)
+    path = args.out / "sample_size.json"
+    doc = json.loads(path.read_text()) if path.exists() else {"cells": []}
+    old = doc.get("settings", {})
+    if doc["cells"] and (old.get("model"), old.get("extra")) != (args.model, extra):
+        print(f"{path} holds cells measured with other settings; use another --out", file=sys.stderr)
+        return 2
+    doc.update(settings={"model": args.model, "extra": extra}, machine=machine(),
+               command=" ".join(["python", "bench/sample_size.py", *sys.argv[1:]]))
+    done = {(c["data"], c["rows"], c["seed"]) for c in doc["cells"]}
+    args.out.mkdir(parents=True, exist_ok=True)
+    measured = 0
+    for data in args.datasets:
+        for rows in args.sizes or SIZES.get(data, [16, 32, 64]):
+            for seed in args.seeds:
+                if (data, rows, seed) in done:
+                    continue
+                run, wall = run_cli(["--data", data, "--model", args.model, "--seed", str(seed),
+                                     "--train-rows", str(rows), *extra])
+                cell = {"data": data, "rows": rows, "seed": seed, "n_train": run["n_train"],
+                        "lift": run["models"]["lift"]["accuracy"], "wall_seconds": wall,
+                        "baselines": {k: v["accuracy"] for k, v in run["models"].items()
+                                      if k != "lift" and v.get("accuracy") is not None},
+                        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": commit()}
+                doc["cells"].append(cell)
+                measured += 1
+                path.write_text(json.dumps(doc, indent=1))
+                (args.out / "sample_size.md").write_text(report(doc))
+                chart(doc).write_html(args.out / "sample_size.html", include_plotlyjs="cdn")
+                print(f"{data} {rows} rows seed {seed}: LIFT {cell['lift']:.3f}", flush=True)
+    if not measured:
+        print("nothing to do: every cell is measured", file=sys.stderr)
+    print(f"report: {args.out / 'sample_size.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
