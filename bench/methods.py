@@ -93,6 +93,7 @@ def report(doc: dict) -> str:
             mean, std = _stats([b[best] for b in by_seed.values() if best in b])
             lines.append(f"| best baseline: {BASELINE_LABELS.get(best, best)} | {mean:.3f} ± {std:.3f} | "
                          f"{len(by_seed)} | | |")
+        lines += ["", *[f"- {METHOD_LABELS[c['method']]}, seed {c['seed']}: {c['note']}" for c in rows if c.get("note")]]
         lines.append("")
     lines += ["## Did L-Tuning beat the plain method it improves on?", "",
               "Mean test accuracy difference (L-Tuning − plain), over the seeds both measured:", ""]
