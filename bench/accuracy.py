@@ -14,11 +14,8 @@ rewritten after every cell with the date, machine and command.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
-import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +24,7 @@ import plotly.graph_objects as go
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import commit, run_cli  # noqa: E402
-from bench.iris_defaults import machine  # noqa: E402
+from bench.cells import DEFAULT_OUT, Cells, quick_out, run_cli  # noqa: E402
 from bench.paper import CLASSIFICATION, REGRESSION  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 
@@ -151,43 +147,29 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--model", default="bundled")
     ap.add_argument("--extra", default="", help="more `lift_core run` arguments for every cell")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--quick", action="store_true", help="tiny model, 1 epoch, iris and linear_1d, seed 0")
     args = ap.parse_args()
     if args.quick:
         args.datasets, args.seeds, args.model, args.extra = ["iris", "linear_1d"], [0], "tiny", "--epochs 1"
-        if args.out == ROOT / "docs" / "benchmarks":  # never mix quick cells into the committed results
-            args.out = Path(tempfile.mkdtemp(prefix="bench-accuracy-"))
+        args.out = quick_out(args.out, "accuracy")
     extra = shlex.split(args.extra)
-    path = args.out / "accuracy.json"
-    doc = json.loads(path.read_text()) if path.exists() else {"cells": []}
-    old = doc.get("settings", {})
-    if doc["cells"] and (old.get("model"), old.get("extra")) != (args.model, extra):
-        print(f"{path} holds cells measured with other settings; use another --out", file=sys.stderr)
-        return 2
-    doc.update(settings={"model": args.model, "extra": extra, "datasets": args.datasets, "seeds": args.seeds},
-               machine=machine(), command=" ".join(["python", "bench/accuracy.py", *sys.argv[1:]]))
-    done = {(c["data"], c["seed"]) for c in doc["cells"]}
-    args.out.mkdir(parents=True, exist_ok=True)
-    measured = 0
+    cells = Cells(args.out / "accuracy.json", {"model": args.model, "extra": extra, "datasets": args.datasets,
+                                               "seeds": args.seeds}, ("model", "extra"),
+                  " ".join(["python", "bench/accuracy.py", *sys.argv[1:]]))
+
+    def write(doc: dict) -> None:
+        (args.out / "accuracy.md").write_text(report(doc))
+        chart(summary(doc["cells"])).write_html(args.out / "accuracy.html", include_plotlyjs="cdn")
+
     for data in args.datasets:
         for seed in args.seeds:
-            if (data, seed) in done:
+            if cells.has(data=data, seed=seed):
                 continue
-            cell = run_cell(data, seed, args.model, extra)
-            cell.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=machine(),
-                        commit=commit())
-            doc["cells"].append(cell)
-            measured += 1
-            path.write_text(json.dumps(doc, indent=1))
-            (args.out / "accuracy.md").write_text(report(doc))
-            chart(summary(doc["cells"])).write_html(args.out / "accuracy.html", include_plotlyjs="cdn")
+            cell = cells.add(run_cell(data, seed, args.model, extra), write)
             main_value = cell["lift"].get("accuracy", cell["lift"].get("rae"))
             print(f"{data} seed {seed}: LIFT {main_value:.3f}, train {cell['train_seconds']:.0f} s", flush=True)
-    if not measured:
-        print("nothing to do: every cell is measured", file=sys.stderr)
-    print(f"report: {args.out / 'accuracy.md'}")
-    return 0
+    return cells.close(args.out / "accuracy.md")
 
 
 if __name__ == "__main__":

@@ -31,3 +31,54 @@ def commit() -> str:
     """The code a cell was measured with (cells of one table should share it: it sets the times)."""
     proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return proc.stdout.strip() or "unknown"
+
+
+DEFAULT_OUT = ROOT / "docs" / "benchmarks"
+
+
+def quick_out(out: Path, name: str) -> Path:
+    """Where a ``--quick`` check writes: never into the committed results."""
+    return Path(tempfile.mkdtemp(prefix=f"bench-{name}-")) if out == DEFAULT_OUT else out
+
+
+class Cells:
+    """A benchmark's raw JSON, growing one measured cell at a time, so a run resumes where it stopped.
+
+    Cells measured with other values of the ``same`` settings are never mixed in: the run is refused.
+    """
+
+    def __init__(self, path: Path, settings: dict, same: tuple[str, ...], command: str) -> None:
+        from bench.iris_defaults import machine
+
+        self.path = path
+        self.doc = json.loads(path.read_text()) if path.exists() else {"cells": []}
+        old = self.doc.get("settings", {})
+        if self.doc["cells"] and any(old.get(k) != settings.get(k) for k in same):
+            print(f"{path} holds cells measured with other settings ({', '.join(same)}); use another --out",
+                  file=sys.stderr)
+            raise SystemExit(2)
+        self.machine = machine()
+        self.doc.update(settings=settings, machine=self.machine, command=command)
+        self.measured = 0
+
+    def has(self, **key) -> bool:
+        return any(all(c.get(k) == v for k, v in key.items()) for c in self.doc["cells"])
+
+    def add(self, cell: dict, write_reports) -> dict:
+        """Stamp the cell (date, machine, commit), save the JSON, and rewrite the reports from it."""
+        from datetime import datetime, timezone
+
+        cell.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=self.machine,
+                    commit=commit())
+        self.doc["cells"].append(cell)
+        self.measured += 1
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.doc, indent=1))
+        write_reports(self.doc)
+        return cell
+
+    def close(self, report: Path) -> int:
+        if not self.measured:
+            print("nothing to do: every cell is measured", file=sys.stderr)
+        print(f"report: {report}")
+        return 0

@@ -13,11 +13,8 @@ rewritten from the JSON after every cell, with the date, machine and command.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
-import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import commit, run_cli  # noqa: E402
-from bench.iris_defaults import machine  # noqa: E402
+from bench.cells import DEFAULT_OUT, Cells, quick_out, run_cli  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 from lift_core.config import METHOD_LABELS, METHODS  # noqa: E402
 
@@ -119,51 +115,32 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--model", default="bundled")
     ap.add_argument("--extra", default="", help="more `lift_core run` arguments for every cell, e.g. '--epochs 4'")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks", help="folder for methods.{json,md}")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for methods.{json,md}")
     ap.add_argument("--quick", action="store_true", help="tiny model, iris, seed 0, 1 epoch, into a temp folder")
     args = ap.parse_args()
     if args.quick:
         args.datasets, args.seeds, args.model = ["iris"], [0], "tiny"
         args.extra = "--virtual-tokens 2"
         epochs = {data: 1 for data in args.datasets}
-        if args.out == ROOT / "docs" / "benchmarks":  # never mix quick cells into the committed results
-            args.out = Path(tempfile.mkdtemp(prefix="bench-methods-"))
+        args.out = quick_out(args.out, "methods")
     else:
         epochs = {data: n for data, n in EPOCHS.items() if data in args.datasets}
     extra = shlex.split(args.extra)
     settings = {"model": args.model, "extra": extra, "epochs": epochs, "datasets": args.datasets,
                 "methods": args.methods, "seeds": args.seeds}
-    path = args.out / "methods.json"
-    doc = json.loads(path.read_text()) if path.exists() else {"cells": []}
-    same = {k: doc.get("settings", {}).get(k) for k in ("model", "extra")} == {"model": args.model, "extra": extra}
-    old_epochs = doc.get("settings", {}).get("epochs") or {}
-    same = same and all(old_epochs.get(c["data"]) == epochs.get(c["data"]) for c in doc["cells"])
-    if doc["cells"] and not same:
-        print(f"{path} holds cells measured with other settings; use another --out", file=sys.stderr)
-        return 2
-    doc.update(settings=settings, machine=machine(), command=" ".join(["python", "bench/methods.py", *sys.argv[1:]]))
-    done = {(c["data"], c["method"], c["seed"]) for c in doc["cells"]}
-    args.out.mkdir(parents=True, exist_ok=True)
-    measured = 0
+    cells = Cells(args.out / "methods.json", settings, ("model", "extra", "epochs"),
+                  " ".join(["python", "bench/methods.py", *sys.argv[1:]]))
     for data in args.datasets:
         for seed in args.seeds:
             for method in args.methods:
-                if (data, method, seed) in done:
+                if cells.has(data=data, method=method, seed=seed):
                     continue
                 more = ["--epochs", str(epochs[data])] if data in epochs else []
-                cell = run_cell(data, method, seed, args.model, [*extra, *more])
-                cell.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=machine(),
-                            commit=commit())
-                doc["cells"].append(cell)
-                measured += 1
-                path.write_text(json.dumps(doc, indent=1))
-                (args.out / "methods.md").write_text(report(doc))
+                cell = cells.add(run_cell(data, method, seed, args.model, [*extra, *more]),
+                                 lambda doc: (args.out / "methods.md").write_text(report(doc)))
                 print(f"{data} seed {seed} {method}: accuracy {cell['accuracy']:.3f}, train {cell['train_seconds']:.0f} s, "
                       f"{cell['trainable_parameters']:,} trained", flush=True)
-    if not measured:
-        print("nothing to do: every cell is measured", file=sys.stderr)
-    print(f"report: {args.out / 'methods.md'}")
-    return 0
+    return cells.close(args.out / "methods.md")
 
 
 if __name__ == "__main__":

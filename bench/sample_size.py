@@ -12,11 +12,8 @@ run resumes), with ``sample_size.md`` (table and chart) and ``sample_size.html``
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
-import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +22,7 @@ import plotly.graph_objects as go
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import commit, run_cli  # noqa: E402
-from bench.iris_defaults import machine  # noqa: E402
+from bench.cells import DEFAULT_OUT, Cells, quick_out, run_cli  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 
 SIZES = {"iris": [8, 16, 32, 64, 96], "moons": [16, 32, 64, 128, 256]}
@@ -97,47 +93,33 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--model", default="bundled")
     ap.add_argument("--extra", default="", help="more `lift_core run` arguments for every cell")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--quick", action="store_true", help="tiny model, 1 epoch, iris with 8 and 16 rows, seed 0")
     args = ap.parse_args()
     if args.quick:
         args.datasets, args.sizes, args.seeds, args.model, args.extra = ["iris"], [8, 16], [0], "tiny", "--epochs 1"
-        if args.out == ROOT / "docs" / "benchmarks":  # never mix quick cells into the committed results
-            args.out = Path(tempfile.mkdtemp(prefix="bench-sample-size-"))
+        args.out = quick_out(args.out, "sample-size")
     extra = shlex.split(args.extra)
-    path = args.out / "sample_size.json"
-    doc = json.loads(path.read_text()) if path.exists() else {"cells": []}
-    old = doc.get("settings", {})
-    if doc["cells"] and (old.get("model"), old.get("extra")) != (args.model, extra):
-        print(f"{path} holds cells measured with other settings; use another --out", file=sys.stderr)
-        return 2
-    doc.update(settings={"model": args.model, "extra": extra}, machine=machine(),
-               command=" ".join(["python", "bench/sample_size.py", *sys.argv[1:]]))
-    done = {(c["data"], c["rows"], c["seed"]) for c in doc["cells"]}
-    args.out.mkdir(parents=True, exist_ok=True)
-    measured = 0
+    cells = Cells(args.out / "sample_size.json", {"model": args.model, "extra": extra}, ("model", "extra"),
+                  " ".join(["python", "bench/sample_size.py", *sys.argv[1:]]))
+
+    def write(doc: dict) -> None:
+        (args.out / "sample_size.md").write_text(report(doc))
+        chart(doc).write_html(args.out / "sample_size.html", include_plotlyjs="cdn")
+
     for data in args.datasets:
         for rows in args.sizes or SIZES.get(data, [16, 32, 64]):
             for seed in args.seeds:
-                if (data, rows, seed) in done:
+                if cells.has(data=data, rows=rows, seed=seed):
                     continue
                 run, wall = run_cli(["--data", data, "--model", args.model, "--seed", str(seed),
                                      "--train-rows", str(rows), *extra])
-                cell = {"data": data, "rows": rows, "seed": seed, "n_train": run["n_train"],
-                        "lift": run["models"]["lift"]["accuracy"], "wall_seconds": wall,
-                        "baselines": {k: v["accuracy"] for k, v in run["models"].items()
-                                      if k != "lift" and v.get("accuracy") is not None},
-                        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": commit()}
-                doc["cells"].append(cell)
-                measured += 1
-                path.write_text(json.dumps(doc, indent=1))
-                (args.out / "sample_size.md").write_text(report(doc))
-                chart(doc).write_html(args.out / "sample_size.html", include_plotlyjs="cdn")
+                cell = cells.add({"data": data, "rows": rows, "seed": seed, "n_train": run["n_train"],
+                                  "lift": run["models"]["lift"]["accuracy"], "wall_seconds": wall,
+                                  "baselines": {k: v["accuracy"] for k, v in run["models"].items()
+                                                if k != "lift" and v.get("accuracy") is not None}}, write)
                 print(f"{data} {rows} rows seed {seed}: LIFT {cell['lift']:.3f}", flush=True)
-    if not measured:
-        print("nothing to do: every cell is measured", file=sys.stderr)
-    print(f"report: {args.out / 'sample_size.md'}")
-    return 0
+    return cells.close(args.out / "sample_size.md")
 
 
 if __name__ == "__main__":
