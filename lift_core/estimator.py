@@ -105,21 +105,23 @@ class _LiftBase(BaseEstimator):
         set_seed(cfg.train.seed)  # LoRA's random init is part of the run: same seed, same adapter
         self.lm_.model = attach_lora(self.lm_.model, cfg.lora, quantized=self.lm_.quantization != "none")
         self.n_trainable_ = trainable_parameters(self.lm_.model)
-        validate = None
-        if eval_set is not None and len(eval_set[0]):
-            X_val, y_val = eval_set[0], np.asarray(eval_set[1])
-            val_prompts = self._prompt_ids(X_val)
-            validate = lambda model: self._validate(val_prompts, y_val)  # noqa: E731
+        validate = self._validator(eval_set)
         features = training_features(examples)
-        collator = self._collator(features)
-        probe = collator(features[:cfg.train.batch_size])
-        collator.tokens_seen = 0
+        probe = self._collator(features)(features[:cfg.train.batch_size])  # a throwaway collator: no counts
         self.bf16_ = use_bf16(self.lm_.model, probe, cfg.train, self.lm_.device, cfg.model)
+        collator = self._collator(features)
         self.train_result_: TrainResult = train_adapter(
             self.lm_.model, features, collator, cfg.train, self.lm_.device,
             validate=validate, on_event=on_event, should_stop=should_stop, bf16=self.bf16_)
         self._last = None  # best weights restored: scores from training-time validation are stale
         return self
+
+    def _validator(self, eval_set: tuple[pd.DataFrame, Any] | None) -> Callable[[Any], Any] | None:
+        """Each epoch's validation, with the validation prompts tokenized once; None without rows."""
+        if eval_set is None or not len(eval_set[0]):
+            return None
+        val_prompts, y_val = self._prompt_ids(eval_set[0]), np.asarray(eval_set[1])
+        return lambda model: self._validate(val_prompts, y_val)
 
     def _collator(self, features: list[dict]) -> TrainCollator:
         """How training rows become batches (bench/speed.py swaps in the plain recipe's to compare)."""
@@ -236,11 +238,16 @@ class LiftClassifier(ClassifierMixin, _LiftBase):
         The last result is kept, so ``predict`` then ``predict_proba`` on the same rows (as the
         comparison loop does) reads the model once.
         """
-        key = (self._cfg().predict_mode, hash(tuple(map(tuple, prompt_ids))))
+        key = (self._cfg().method, self._cfg().predict_mode, hash(tuple(map(tuple, prompt_ids))))
         cached = getattr(self, "_last", None)
-        if cached is not None and cached[0] == key:
-            self.invalid_mask_, self.n_invalid_ = cached[2], int(cached[2].sum())
-            return cached[1]
+        if cached is None or cached[0] != key:
+            cached = (key, *self._compute_proba(prompt_ids, progress))
+            self._last = cached
+        self.invalid_mask_, self.n_invalid_ = cached[2], int(cached[2].sum())
+        return cached[1]
+
+    def _compute_proba(self, prompt_ids, progress=None) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, invalid mask) straight from the model."""
         cfg = self._cfg()
         k = len(self.classes_)
         if cfg.predict_mode == "generate":
@@ -252,14 +259,11 @@ class LiftClassifier(ClassifierMixin, _LiftBase):
                 if p is not None:
                     proba[row] = 0.0
                     proba[row, index[p]] = 1.0
-        else:
-            scores = score_candidates(self.lm_.model, prompt_ids, self.candidate_ids_,
-                                      self.lm_.tokenizer.pad_token_id, self.lm_.device, cfg.eval_batch_size,
-                                      self._bf16(), progress)
-            proba, invalid = softmax_rows(scores), np.zeros(len(prompt_ids), dtype=bool)
-        self._last = (key, proba, invalid)
-        self.invalid_mask_, self.n_invalid_ = invalid, int(invalid.sum())
-        return proba
+            return proba, invalid
+        scores = score_candidates(self.lm_.model, prompt_ids, self.candidate_ids_,
+                                  self.lm_.tokenizer.pad_token_id, self.lm_.device, cfg.eval_batch_size,
+                                  self._bf16(), progress)
+        return softmax_rows(scores), np.zeros(len(prompt_ids), dtype=bool)
 
     def predict_proba(self, X: pd.DataFrame, progress=None) -> np.ndarray:
         return self._proba_from_ids(self._prompt_ids(X), progress)
@@ -326,6 +330,11 @@ class PairClassifier(LiftClassifier):
         cfg = self._cfg()
         return extra_tokens(cfg.method, cfg.pair, [len(i) for i in self.label_ids_])
 
+    def _collator(self, features: list[dict]):
+        from lift_core.ltuning import PairCollator
+
+        return PairCollator(self.batcher_, len(self.classes_), self._cfg().train.seed)
+
     def _build_scorer(self):
         from lift_core.ltuning import PairScorer, padded_labels
 
@@ -336,42 +345,28 @@ class PairClassifier(LiftClassifier):
 
     def fit(self, X: pd.DataFrame, y, eval_set: tuple[pd.DataFrame, Any] | None = None,
             on_event: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None):
-        from lift_core.ltuning import PairCollator
-
         cfg, y = self._start_fit(X, y)
         index = {c: i for i, c in enumerate(self.classes_)}
         features = [{"prompt_ids": p, "label": index[v]} for p, v in zip(self._prompt_ids(X), y)]
         set_seed(cfg.train.seed)  # the trained parts' random init is part of the run
         scorer = self._build_scorer()
         self.n_trainable_ = trainable_parameters(scorer)
-        validate = None
-        if eval_set is not None and len(eval_set[0]):
-            X_val, y_val = eval_set[0], np.asarray(eval_set[1])
-            val_prompts = self._prompt_ids(X_val)
-            validate = lambda model: self._validate(val_prompts, y_val)  # noqa: E731
-        collator = PairCollator(self.batcher_, len(self.classes_), cfg.train.seed)
-        self.bf16_ = use_bf16(scorer, collator(features[:cfg.train.batch_size]), cfg.train, self.lm_.device,
-                              f"{cfg.model}|{cfg.method}")
-        collator = PairCollator(self.batcher_, len(self.classes_), cfg.train.seed)  # the probe drew pairs: restart
+        validate = self._validator(eval_set)
+        probe = self._collator(features)(features[:cfg.train.batch_size])  # a throwaway collator: no draws
+        self.bf16_ = use_bf16(scorer, probe, cfg.train, self.lm_.device, f"{cfg.model}|{cfg.method}")
+        collator = self._collator(features)
         self.train_result_ = train_adapter(scorer, features, collator, cfg.train, self.lm_.device, validate=validate,
                                            on_event=on_event, should_stop=should_stop, bf16=self.bf16_)
         self._last = None
         return self
 
-    def _proba_from_ids(self, prompt_ids, progress=None) -> np.ndarray:
+    def _compute_proba(self, prompt_ids, progress=None) -> tuple[np.ndarray, np.ndarray]:
         from lift_core.ltuning import score_pairs
 
-        key = ("pairs", hash(tuple(map(tuple, prompt_ids))))
-        cached = getattr(self, "_last", None)
-        self.invalid_mask_, self.n_invalid_ = np.zeros(len(prompt_ids), dtype=bool), 0  # every row gets a label
-        if cached is not None and cached[0] == key:
-            return cached[1]
         cfg = self._cfg()
         scores = score_pairs(self.scorer_, self.batcher_, prompt_ids, len(self.classes_), self.lm_.device,
                              cfg.eval_batch_size, self._bf16(), progress)
-        proba = softmax_rows(scores)
-        self._last = (key, proba)
-        return proba
+        return softmax_rows(scores), np.zeros(len(prompt_ids), dtype=bool)  # every row gets a label
 
     def save(self, folder: str | Path) -> Path:
         """One folder: the trained prefix/prompt parts and head (safetensors) plus lift.json."""

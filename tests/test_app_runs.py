@@ -50,18 +50,23 @@ def test_delete_asks_first_then_removes_the_run(finished_run, finished_copy):
     at.run()
     assert not at.warning and RunStore(workspace).get(run_id) is not None
 
-    [delete] = [b for b in at.button if b.label == "Delete…"]
-    delete.click()
-    at.run()
-    [yes] = [b for b in at.button if b.label == "Yes, delete it"]
-    yes.click()
-    at.run()
+    confirm_delete(at)
     assert not at.exception and not at.error
     assert RunStore(workspace).get(run_id) is None
     assert not (workspace / "runs" / run_id).exists()
     assert f"Deleted run {run_id}." in at.success[0].value
     assert "No runs yet" in at.info[0].value
     assert RunStore(source).get(run_id) is not None  # the shared fixture is untouched
+
+
+def confirm_delete(at) -> None:
+    """Click Delete… and then Yes, delete it, as a person would."""
+    [delete] = [b for b in at.button if b.label == "Delete…"]
+    delete.click()
+    at.run()
+    [yes] = [b for b in at.button if b.label == "Yes, delete it"]
+    yes.click()
+    at.run()
 
 
 def test_delete_of_a_running_run_is_refused(tmp_path, monkeypatch):
@@ -71,12 +76,7 @@ def test_delete_of_a_running_run_is_refused(tmp_path, monkeypatch):
     run_id = store.create_run({}, name="busy", dataset="iris", model="tiny", method="lift")
     store.mark_running(run_id, os.getpid(), os.getpgid(0))  # this test process stands in for a worker
     at = _page(run_id)
-    [delete] = [b for b in at.button if b.label == "Delete…"]
-    delete.click()
-    at.run()
-    [yes] = [b for b in at.button if b.label == "Yes, delete it"]
-    yes.click()
-    at.run()
+    confirm_delete(at)
     assert not at.exception
     assert "still running" in at.error[0].value
     assert store.get(run_id)["status"] == "running"

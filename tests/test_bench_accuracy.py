@@ -2,20 +2,15 @@
 one regression function) writes its JSON, report, chart, and puts the paper's figures beside ours."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from bench_helpers import run_quick
 
 
 @pytest.mark.slow
 def test_quick_accuracy_suite_reports_ours_beside_the_paper(tmp_path):
-    proc = subprocess.run([sys.executable, "bench/accuracy.py", "--quick", "--out", str(tmp_path)], cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_quick("accuracy.py", tmp_path)
     doc = json.loads((tmp_path / "accuracy.json").read_text())
     assert [(c["data"], c["task"]) for c in doc["cells"]] == [("iris", "classification"), ("linear_1d", "regression")]
     report = (tmp_path / "accuracy.md").read_text()
@@ -26,9 +21,7 @@ def test_quick_accuracy_suite_reports_ours_beside_the_paper(tmp_path):
 
 @pytest.mark.slow
 def test_quick_sample_size_curve_cuts_the_training_rows(tmp_path):
-    proc = subprocess.run([sys.executable, "bench/sample_size.py", "--quick", "--out", str(tmp_path)], cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_quick("sample_size.py", tmp_path)
     doc = json.loads((tmp_path / "sample_size.json").read_text())
     assert [(c["rows"], c["n_train"]) for c in doc["cells"]] == [(8, 8), (16, 16)]
     report = (tmp_path / "sample_size.md").read_text()

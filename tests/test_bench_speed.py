@@ -2,20 +2,15 @@
 recipes, both ways of predicting and an end-to-end run, and writes its JSON and report."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from bench_helpers import run_quick
 
 
 @pytest.mark.slow
 def test_quick_speed_benchmark_measures_every_comparison(tmp_path):
-    proc = subprocess.run([sys.executable, "bench/speed.py", "--quick", "--out", str(tmp_path)], cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_quick("speed.py", tmp_path)
     doc = json.loads((tmp_path / "speed.json").read_text())
     plain, ours = doc["training"]
     assert (plain["variant"], ours["variant"]) == ("plain", "ours")

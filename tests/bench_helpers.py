@@ -1,0 +1,15 @@
+"""Running a benchmark script's ``--quick`` check the way a user would: a fresh process."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_quick(script: str, out: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python bench/<script> --quick --out <out> [args]``; fails the test with its stderr if it fails."""
+    proc = subprocess.run([sys.executable, f"bench/{script}", "--quick", "--out", str(out), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
