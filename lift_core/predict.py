@@ -1,8 +1,8 @@
 """Reading answers out of a fine-tuned model: candidate scoring and greedy generation.
 
-Classification scores every candidate answer (mean log-likelihood of its tokens, end marker
-included, so "1" is not mistaken for a prefix of "10"): every row gets a valid class and a
-probability for each. Free generation — LIFT's own method, kept as an option — is always greedy:
+Classification scores every candidate answer (the log-probability of the token where the
+answers part ways, or the mean log-likelihood of all its tokens, end marker included, so "1" is
+not mistaken for a prefix of "10"): every row gets a valid class and a probability for each. Free generation — LIFT's own method, kept as an option — is always greedy:
 LIFT sampled at evaluation, which made its predictions random.
 """
 
@@ -22,61 +22,95 @@ def _autocast(device: str, bf16: bool):
     return torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16)
 
 
+def split_point(candidates: Sequence[Sequence[int]]) -> int | None:
+    """The token position where the candidate answers part ways, if they all part there at once
+    (a different token each); None when some share a token there that others do not."""
+    for i in range(min(len(c) for c in candidates)):
+        tokens = {c[i] for c in candidates}
+        if len(tokens) == len(candidates):
+            return i
+        if len(tokens) > 1:
+            return None
+    return None
+
+
 @torch.no_grad()
 def score_candidates(model, prompt_ids: Sequence[Sequence[int]], candidates: Sequence[Sequence[int]],
                      pad_id: int, device: str, batch_size: int = 16, bf16: bool = False,
-                     progress: Progress = None) -> np.ndarray:
-    """Mean log-probability of each candidate answer after each prompt, shape (rows, candidates).
+                     progress: Progress = None, shortcut: bool = True) -> np.ndarray:
+    """A log-score for each candidate answer after each prompt, shape (rows, candidates).
 
-    Each prompt is read once: a forward over the left-padded prompts fills the key/value cache
-    and gives the first answer token's distribution; the cache is then repeated for the K
-    candidates and only their remaining tokens are read. That is one prompt-length pass per row
-    instead of K, and vocabulary logits only where an answer token is predicted.
+    When the candidates part ways at one token, a different token each (" setosa", " versicolor",
+    " virginica" at their first; "class_0", "class_1" after the shared "class_"), one forward per
+    row over the prompt and the shared start decides: the score is that token's log-probability,
+    which is also all that greedy generation would choose by. Otherwise (``shortcut`` off, or
+    answers such as "1" and "10" that share a first token only in part) the score is the mean
+    log-probability of all a candidate's tokens, end marker included; each prompt is read once and
+    its cache repeated for the K continuations. Rows are batched by prompt length to pad little.
     """
+    cand = [list(c) for c in candidates]
+    split = split_point(cand) if shortcut else None
+    n = len(prompt_ids)
+    out = np.zeros((n, len(cand)), dtype=np.float64)
+    order = np.argsort([len(p) for p in prompt_ids], kind="stable")
     was_training = model.training
     model.eval()
-    k = len(candidates)
-    cand = [list(c) for c in candidates]
-    width = max(len(c) for c in cand)
-    out = np.zeros((len(prompt_ids), k), dtype=np.float64)
-    # The candidates' tokens after the first: input c[:-1] predicts c[1:], right-padded to one width.
-    rest = pad_batch([c[:-1] or [pad_id] for c in cand], pad_id)
-    rest_mask = torch.tensor([[1] * (len(c) - 1) + [0] * (width - len(c)) for c in cand], dtype=torch.long)
     try:
-        for start in range(0, len(prompt_ids), batch_size):
-            chunk = prompt_ids[start:start + batch_size]
-            b = len(chunk)
-            batch = pad_batch(chunk, pad_id, left=True)
-            mask = batch["attention_mask"]
-            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        for start in range(0, n, batch_size):
+            rows = order[start:start + batch_size]
+            chunk = [list(prompt_ids[i]) for i in rows]
             with _autocast(device, bf16):
-                first = model(input_ids=batch["input_ids"].to(device), attention_mask=mask.to(device),
-                              position_ids=position_ids.to(device), use_cache=True, logits_to_keep=1)
-            scores = torch.log_softmax(first.logits[:, -1].float(), dim=-1).cpu()[:, [c[0] for c in cand]]
-            scores = scores.to(torch.float64)  # (b, k): log p(first token)
-            if width > 1:
-                cache = first.past_key_values
-                cache.batch_repeat_interleave(k)
-                ids = rest["input_ids"].repeat(b, 1)  # (b*k, width-1), row r*k + j = candidate j of row r
-                extra = rest_mask.repeat(b, 1)
-                full_mask = torch.cat([mask.repeat_interleave(k, dim=0), extra], dim=1)
-                lengths = mask.sum(-1).repeat_interleave(k)
-                positions = lengths[:, None] + torch.arange(width - 1)[None, :]
-                with _autocast(device, bf16):
-                    logits = model(input_ids=ids.to(device), attention_mask=full_mask.to(device),
-                                   position_ids=positions.to(device), past_key_values=cache, use_cache=True).logits
-                logp = torch.log_softmax(logits.float(), dim=-1).cpu()
-                for j, c in enumerate(cand):
-                    if len(c) > 1:
-                        target = torch.tensor(c[1:], dtype=torch.long)
-                        picked = logp[j::k, : len(c) - 1].gather(-1, target.expand(b, -1).unsqueeze(-1)).squeeze(-1)
-                        scores[:, j] += picked.to(torch.float64).sum(-1)
-            out[start:start + b] = (scores / torch.tensor([len(c) for c in cand], dtype=torch.float64)).numpy()
+                if split is not None:
+                    out[rows] = _score_at_split(model, chunk, cand, split, pad_id, device)
+                else:
+                    out[rows] = _score_whole(model, chunk, cand, pad_id, device)
             if progress:
-                progress(min(start + b, len(prompt_ids)), len(prompt_ids))
+                progress(min(start + batch_size, n), n)
     finally:
         model.train(was_training)
     return out
+
+
+def _left_padded(model, seqs: list[list[int]], pad_id: int, device: str, **kwargs):
+    """Forward over left-padded rows with positions counted from each row's first real token."""
+    batch = pad_batch(seqs, pad_id, left=True)
+    mask = batch["attention_mask"]
+    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+    return mask, model(input_ids=batch["input_ids"].to(device), attention_mask=mask.to(device),
+                       position_ids=position_ids.to(device), **kwargs)
+
+
+def _score_at_split(model, chunk: list[list[int]], cand: list[list[int]], split: int, pad_id: int,
+                    device: str) -> np.ndarray:
+    _, result = _left_padded(model, [p + cand[0][:split] for p in chunk], pad_id, device, logits_to_keep=1)
+    logp = torch.log_softmax(result.logits[:, -1].float(), dim=-1).cpu()
+    return logp[:, [c[split] for c in cand]].to(torch.float64).numpy()
+
+
+def _score_whole(model, chunk: list[list[int]], cand: list[list[int]], pad_id: int, device: str) -> np.ndarray:
+    k, b = len(cand), len(chunk)
+    width = max(len(c) for c in cand)
+    mask, first = _left_padded(model, chunk, pad_id, device, use_cache=True, logits_to_keep=1)
+    scores = torch.log_softmax(first.logits[:, -1].float(), dim=-1).cpu()[:, [c[0] for c in cand]]
+    scores = scores.to(torch.float64)  # (b, k): log p(first token)
+    if width > 1:
+        # The candidates' tokens after the first: input c[:-1] predicts c[1:], right-padded to one width.
+        rest = pad_batch([c[:-1] or [pad_id] for c in cand], pad_id)
+        rest_mask = torch.tensor([[1] * (len(c) - 1) + [0] * (width - len(c)) for c in cand], dtype=torch.long)
+        cache = first.past_key_values
+        cache.batch_repeat_interleave(k)
+        ids = rest["input_ids"].repeat(b, 1)  # (b*k, width-1), row r*k + j = candidate j of row r
+        full_mask = torch.cat([mask.repeat_interleave(k, dim=0), rest_mask.repeat(b, 1)], dim=1)
+        positions = mask.sum(-1).repeat_interleave(k)[:, None] + torch.arange(width - 1)[None, :]
+        logits = model(input_ids=ids.to(device), attention_mask=full_mask.to(device),
+                       position_ids=positions.to(device), past_key_values=cache, use_cache=True).logits
+        logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+        for j, c in enumerate(cand):
+            if len(c) > 1:
+                target = torch.tensor(c[1:], dtype=torch.long)
+                picked = logp[j::k, : len(c) - 1].gather(-1, target.expand(b, -1).unsqueeze(-1)).squeeze(-1)
+                scores[:, j] += picked.to(torch.float64).sum(-1)
+    return (scores / torch.tensor([len(c) for c in cand], dtype=torch.float64)).numpy()
 
 
 def softmax_rows(scores: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import torch
 
 from lift_core.baselines import evaluate
 from lift_core.models import load_model
-from lift_core.predict import score_candidates
+from lift_core.predict import score_candidates, split_point
 
 
 def reference_scores(model, prompts, candidates):
@@ -31,8 +31,35 @@ def test_shared_prompt_scoring_equals_one_row_at_a_time(model, batch_size):
     pad = lm.tokenizer.pad_token_id
     prompts = [[464, 3290, 318, 257], [40, 1101], [1212, 318, 257, 1332, 286, 262, 4226]]  # lengths 4, 2, 7
     candidates = [[900, 0], [1234, 5678, 0], [42, 0]]  # answers of different lengths
-    got = score_candidates(lm.model, prompts, candidates, pad_id=pad, device="cpu", batch_size=batch_size)
+    got = score_candidates(lm.model, prompts, candidates, pad_id=pad, device="cpu", batch_size=batch_size,
+                           shortcut=False)
     np.testing.assert_allclose(got, reference_scores(lm.model, prompts, candidates), atol=1e-4)
+
+
+@pytest.mark.parametrize("model", ["tiny", pytest.param("bundled", marks=pytest.mark.slow)])
+def test_split_shortcut_scores_the_token_where_answers_part(model):
+    """Answers sharing "7 8" and then each a different token: one pass over prompt + "7 8" gives
+    each answer's log-probability at that token, for prompts of different lengths in any order."""
+    lm = load_model(model)
+    pad = lm.tokenizer.pad_token_id
+    prompts = [[464, 3290, 318, 257], [40, 1101], [1212, 318, 257, 1332, 286, 262, 4226]]
+    candidates = [[7, 8, 900, 0], [7, 8, 1234, 5678, 0], [7, 8, 42, 0]]
+    got = score_candidates(lm.model, prompts, candidates, pad_id=pad, device="cpu", batch_size=2)
+    with torch.no_grad():
+        for i, p in enumerate(prompts):
+            logp = torch.log_softmax(lm.model(input_ids=torch.tensor([p + [7, 8]])).logits[0, -1].float(), -1)
+            np.testing.assert_allclose(got[i], [logp[900].item(), logp[1234].item(), logp[42].item()], atol=1e-4)
+
+
+@pytest.mark.parametrize("candidates,split", [
+    ([[5, 0], [6, 0], [7, 0]], 0),               # distinct first tokens
+    ([[9, 5, 0], [9, 6, 0]], 1),                 # a shared start, then apart
+    ([[9, 0], [9, 3, 0]], 1),                    # "1" and "10": the end marker against "0"
+    ([[9, 5, 0], [9, 6, 0], [8, 0]], None),      # two share a first token, the third does not
+    ([[9, 5, 0], [9, 5, 0]], None),              # identical answers never part
+])
+def test_split_point(candidates, split):
+    assert split_point(candidates) == split
 
 
 class _Guesser:
