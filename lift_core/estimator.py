@@ -25,8 +25,8 @@ from lift_core.metrics import classification_metrics, regression_metrics
 from lift_core.models import load_model
 from lift_core.predict import generate_answers, score_candidates, softmax_rows
 from lift_core.serialize import Serializer, parse_number
-from lift_core.training import (TrainResult, attach_lora, computes_tail_logits, train_adapter, trainable_parameters,
-                                use_bf16)
+from lift_core.precision import for_cpu_prediction, use_bf16
+from lift_core.training import TrainResult, attach_lora, computes_tail_logits, train_adapter, trainable_parameters
 
 STATE_FILE = "lift.json"
 
@@ -185,6 +185,8 @@ class _LiftBase(BaseEstimator):
         except Exception as exc:  # noqa: BLE001 - peft/torch raise RuntimeError/ValueError/KeyError on a bad adapter
             raise LiftError(f"the adapter in {folder} does not fit its base model {cfg.model!r} ({str(exc)[:160]}); "
                             "export it again from the run that trained it") from exc
+        if est.lm_.device == "cpu":
+            for_cpu_prediction(est.lm_.model, est.bf16_)
         return est
 
     def _load_weights(self, folder: Path) -> None:

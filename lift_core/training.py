@@ -45,46 +45,6 @@ def attach_lora(model, lora: LoraSettings, quantized: bool):
     return get_peft_model(model, config)
 
 
-def _step_seconds(model, batch: dict[str, torch.Tensor], bf16: bool, repeats: int = 2) -> float:
-    times = []
-    for _ in range(repeats + 1):  # the first pass warms up kernels and is not counted
-        t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            model(**batch)["loss"].backward()
-        times.append(time.perf_counter() - t0)
-    model.zero_grad(set_to_none=True)
-    return min(times[1:])
-
-
-def cpu_bf16_faster(model, batch: dict[str, torch.Tensor], probe_key: str) -> bool:
-    """Whether bf16 autocast trains this model faster than float32 on this CPU, measured once.
-
-    It depends on the CPU (AVX512-BF16/AMX) and on the model's shapes: on the 2-core dev machine
-    SmolLM2-135M steps ~20 % faster in bf16 while the tiny test GPT-2 steps 4× slower. The answer
-    is cached per ``probe_key`` (model and method), CPU, torch version and thread count, so only
-    the first run pays for the probe; it steps on ``batch``, a real training batch.
-    """
-    import json
-    import platform
-
-    from lift_core.models import cache_dir
-
-    key = f"{probe_key}|{platform.processor() or platform.machine()}|{torch.__version__}|{torch.get_num_threads()}"
-    path = cache_dir() / "cpu_bf16_probe.json"
-    try:
-        known = json.loads(path.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if key not in known:
-        was_training = model.training
-        model.train()
-        known[key] = _step_seconds(model, batch, True) < _step_seconds(model, batch, False)
-        model.train(was_training)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(known, indent=1))
-    return bool(known[key])
-
-
 def computes_tail_logits(model) -> bool:
     """Whether the model's forward takes ``logits_to_keep`` and ``position_ids`` (transformers'
     own models do; some remote-code models do not), so training can skip the prompt's logits."""
@@ -178,15 +138,6 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
             return control
 
     return LiftCallback()
-
-
-def use_bf16(model, batch: dict[str, torch.Tensor], settings: TrainSettings, device: str, probe_key: str) -> bool:
-    """bf16 on a GPU that supports it; on CPU as the setting says ("auto": measured on ``batch``)."""
-    if device == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if settings.bf16_cpu == "auto":
-        return cpu_bf16_faster(model, batch, probe_key)
-    return bool(settings.bf16_cpu)
 
 
 def train_adapter(model, train_features: list[dict], collator, settings: TrainSettings, device: str,
