@@ -113,6 +113,8 @@ class _LiftBase(BaseEstimator):
         self.train_result_: TrainResult = train_adapter(
             self.lm_.model, features, collator, cfg.train, self.lm_.device,
             validate=validate, on_event=on_event, should_stop=should_stop, bf16=self.bf16_)
+        if self.lm_.device == "cpu":
+            for_cpu_prediction(self.lm_.model, self.bf16_)
         self._last = None  # best weights restored: scores from training-time validation are stale
         return self
 

@@ -65,3 +65,16 @@ def test_bf16_training_learns_and_round_trips(iris, tmp_path, method):  # noqa: 
     proba = est.predict_proba(Xv)
     loaded = load_estimator(est.save(tmp_path / "adapter"))
     np.testing.assert_allclose(loaded.predict_proba(Xv), proba, atol=1e-6)
+
+
+def test_a_fitted_lift_model_predicts_merged_and_merging_changes_nothing_in_fp32(iris):  # noqa: F811
+    X, y, Xv, yv = iris
+    est = LiftClassifier(tiny_config(epochs=1), target="species").fit(X, y)
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layers = [m for m in est.lm_.model.modules() if isinstance(m, BaseTunerLayer)]
+    assert layers and all(m.merged for m in layers)  # LoRA folded into the weights for prediction
+    merged = est.predict_proba(Xv)
+    est.lm_.model.unmerge_adapter()
+    est._last = None
+    np.testing.assert_allclose(est.predict_proba(Xv), merged, atol=1e-5)
