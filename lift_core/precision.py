@@ -1,4 +1,4 @@
-"""bf16 on CPU: whether to use it, and how to make it pay.
+"""bf16 on CPU: whether to use it, and how to make it pay; a fitted model readied to predict.
 
 Measured on the 2-core dev machine (AMX), one SmolLM2-135M LoRA step of 4 iris rows: fp32 794 ms;
 plain bf16 autocast 811 ms, because three things ate the faster bf16 matrix products:
@@ -8,7 +8,8 @@ plain bf16 autocast 811 ms, because three things ate the faster bf16 matrix prod
   the 49k-word vocabulary goes through a broadcast batched product.
 With attention kept in fp32, the frozen linear weights stored in bf16 and the slice made
 contiguous: 564 ms. The matrix products still run in bf16 as under plain autocast; the LoRA
-weights, the embeddings and the residual stream stay fp32.
+weights, the embeddings and the residual stream stay fp32. Under the Trainer, on all of iris,
+that is 1.35× the plain fp32 recipe's tokens/s (docs/benchmarks/speed.md).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import platform
 import time
 
 import torch
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from lift_core.config import TrainSettings
 
@@ -25,8 +27,6 @@ ATTENTION = "sdpa_fp32_on_cpu"
 
 
 def _sdpa_fp32(module, query, key, value, attention_mask, **kwargs):
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     if query.device.type != "cpu":
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     # Whatever dtype arrives (rotary embeddings can promote bf16 queries to fp32), autocast must
