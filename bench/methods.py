@@ -72,7 +72,11 @@ def report(doc: dict) -> str:
         if not rows:
             continue
         r0 = rows[0]
+        code = ", ".join(sorted({f"commit {c['commit']}" if c.get("commit") else "not recorded (measured before "
+                                 "2fc9e85, which began recording it)" for c in rows}))
         lines += [f"## {data} ({r0['n_train']} training rows, {r0['n_test']} test rows)", "",
+                  f"Code: {code}. Its times compare within this table, not across tables measured "
+                  "at other commits.", "",
                   "| method | accuracy | n | train s | trained parameters |", "|---|---|---|---|---|"]
         for method in doc["settings"]["methods"]:
             got = [c for c in rows if c["method"] == method]
