@@ -113,8 +113,7 @@ class _LiftBase(BaseEstimator):
         self.train_result_: TrainResult = train_adapter(
             self.lm_.model, features, collator, cfg.train, self.lm_.device,
             validate=validate, on_event=on_event, should_stop=should_stop, bf16=self.bf16_)
-        if self.lm_.device == "cpu":
-            for_cpu_prediction(self.lm_.model, self.bf16_)
+        for_cpu_prediction(self.lm_.model, self.bf16_, self.lm_.device)
         self._last = None  # best weights restored: scores from training-time validation are stale
         return self
 
@@ -187,8 +186,7 @@ class _LiftBase(BaseEstimator):
         except Exception as exc:  # noqa: BLE001 - peft/torch raise RuntimeError/ValueError/KeyError on a bad adapter
             raise LiftError(f"the adapter in {folder} does not fit its base model {cfg.model!r} ({str(exc)[:160]}); "
                             "export it again from the run that trained it") from exc
-        if est.lm_.device == "cpu":
-            for_cpu_prediction(est.lm_.model, est.bf16_)
+        for_cpu_prediction(est.lm_.model, est.bf16_, est.lm_.device)
         return est
 
     def _load_weights(self, folder: Path) -> None:

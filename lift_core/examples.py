@@ -54,6 +54,11 @@ def check_fits(prompt_ids: Sequence[Sequence[int]], longest_answer: int, context
             "template, or a model with a longer context")
 
 
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids of left-padded rows: counted from each row's first real token."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, left: bool = False,
               labels: Sequence[Sequence[int]] | None = None, width: int | None = None) -> dict[str, torch.Tensor]:
     """Pad to the longest sequence of this batch (or to ``width``, if that is longer)."""
@@ -98,7 +103,7 @@ class TrainCollator:
         batch = pad_batch(seqs, self.pad_id, left=True, labels=labels)
         # The logit that predicts a row's first answer token sits one position before it.
         keep = 1 + max(sum(1 for t in row if t != -100) for row in labels)
-        batch["position_ids"] = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        batch["position_ids"] = positions(batch["attention_mask"])
         batch["labels"] = batch["labels"][:, -keep:]
         batch["logits_to_keep"] = keep
         return batch

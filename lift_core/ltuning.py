@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from lift_core.config import PairSettings
-from lift_core.examples import pad_batch
+from lift_core.examples import pad_batch, positions
 
 LTUNING = ("ltuning-prefix", "ltuning-prompt")
 PREFIX_METHODS = ("ltuning-prefix", "prefix")
@@ -212,8 +212,8 @@ class PairScorer(nn.Module):
             p = kv.shape[1]
             cache = prefix_cache(kv.to(self._dtype(device)), self.geo, self.base.config)
             mask = torch.cat([attention_mask.new_ones(b, p), attention_mask], dim=1)
-            positions = (p + attention_mask.cumsum(-1) - 1).clamp(min=p)
-            out = decoder(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+            prefix_positions = (p + attention_mask.cumsum(-1) - 1).clamp(min=p)
+            out = decoder(input_ids=input_ids, attention_mask=mask, position_ids=prefix_positions,
                           past_key_values=cache, use_cache=True)
             offset = 0
         else:
@@ -225,8 +225,7 @@ class PairScorer(nn.Module):
                 prompt_mask = self.label_mask[label_index].to(attention_mask.dtype)
             embeds = torch.cat([prompt.to(embeds.dtype), embeds], dim=1)
             mask = torch.cat([prompt_mask, attention_mask], dim=1)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            out = decoder(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False)
+            out = decoder(inputs_embeds=embeds, attention_mask=mask, position_ids=positions(mask), use_cache=False)
             offset = prompt.shape[1]
         last = offset + attention_mask.sum(-1) - 1  # the last real token of each row
         hidden = out.last_hidden_state[torch.arange(b, device=device), last]

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from lift_core.examples import pad_batch
+from lift_core.examples import pad_batch, positions
 
 Progress = Callable[[int, int], None] | None
 
@@ -75,9 +75,8 @@ def _left_padded(model, seqs: list[list[int]], pad_id: int, device: str, **kwarg
     """Forward over left-padded rows with positions counted from each row's first real token."""
     batch = pad_batch(seqs, pad_id, left=True)
     mask = batch["attention_mask"]
-    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
     return mask, model(input_ids=batch["input_ids"].to(device), attention_mask=mask.to(device),
-                       position_ids=position_ids.to(device), **kwargs)
+                       position_ids=positions(mask).to(device), **kwargs)
 
 
 def _score_at_split(model, chunk: list[list[int]], cand: list[list[int]], split: int, pad_id: int,

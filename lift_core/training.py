@@ -50,7 +50,9 @@ def computes_tail_logits(model) -> bool:
     own models do; some remote-code models do not), so training can skip the prompt's logits."""
     import inspect
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    from lift_core.precision import inner_model
+
+    base = inner_model(model)
     params = inspect.signature(base.forward).parameters
     return "logits_to_keep" in params and "position_ids" in params
 
