@@ -45,6 +45,7 @@ from lift_core.estimator import LiftClassifier  # noqa: E402
 from lift_core.examples import pad_batch  # noqa: E402
 from lift_core.experiment import RunRequest, _parts, load_table  # noqa: E402
 from lift_core.predict import score_candidates  # noqa: E402
+from lift_core.training import attach_lora  # noqa: E402
 
 
 class PlainCollator:
@@ -61,6 +62,9 @@ class PlainCollator:
 
 
 class PlainRecipe(LiftClassifier):
+    def _attach_lora(self, cfg: LiftConfig):
+        return attach_lora(self.lm_.model, cfg.lora, quantized=self.lm_.quantization != "none")  # peft's dropout
+
     def _collator(self, features: list[dict]) -> PlainCollator:
         return PlainCollator(self.lm_.tokenizer.pad_token_id, max(len(f["input_ids"]) for f in features))
 

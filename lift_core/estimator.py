@@ -21,6 +21,7 @@ from lift_core.config import PAIR_METHODS, LiftConfig
 from lift_core.errors import LiftError
 from lift_core.examples import (Example, TrainCollator, check_fits, encode_answer, encode_prompts, end_ids,
                                 training_features)
+from lift_core.lora_dropout import share_lora_dropout
 from lift_core.metrics import classification_metrics, regression_metrics
 from lift_core.models import load_model
 from lift_core.predict import generate_answers, score_candidates, softmax_rows
@@ -103,7 +104,7 @@ class _LiftBase(BaseEstimator):
         answers = [encode_answer(tok, self.serializer_.answer(v), self.end_) for v in y]
         examples = [Example(p, a) for p, a in zip(prompts, answers)]
         set_seed(cfg.train.seed)  # LoRA's random init is part of the run: same seed, same adapter
-        self.lm_.model = attach_lora(self.lm_.model, cfg.lora, quantized=self.lm_.quantization != "none")
+        self.lm_.model = self._attach_lora(cfg)
         self.n_trainable_ = trainable_parameters(self.lm_.model)
         validate = self._validator(eval_set)
         features = training_features(examples)
@@ -116,6 +117,14 @@ class _LiftBase(BaseEstimator):
         for_cpu_prediction(self.lm_.model, self.bf16_, self.lm_.device)
         self._last = None  # best weights restored: scores from training-time validation are stale
         return self
+
+    def _attach_lora(self, cfg: LiftConfig):
+        """Fresh LoRA on the loaded model; on CPU with cheap shared dropout (bench/speed.py keeps
+        peft's own for the plain recipe it compares with)."""
+        model = attach_lora(self.lm_.model, cfg.lora, quantized=self.lm_.quantization != "none")
+        if self.lm_.device == "cpu":
+            share_lora_dropout(model)
+        return model
 
     def _validator(self, eval_set: tuple[pd.DataFrame, Any] | None) -> Callable[[Any], Any] | None:
         """Each epoch's validation, with the validation prompts tokenized once; None without rows."""
