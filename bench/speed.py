@@ -2,10 +2,11 @@
 plain recipe and LIFT's per-row generation.
 
 - **Training:** ``ours`` (per-batch padding, left-padded with logits only for the answers' tail,
-  bf16 autocast where it measured faster) against ``plain`` (the transformers Trainer + peft recipe:
-  every batch padded to the table's longest row, logits at every position, float32 on CPU). Same
-  LoRA, settings, seed and rows; tokens/s counts real tokens only, validation time excluded;
-  peak memory is the process's (CPU) or the GPU's.
+  bf16 autocast where it measured faster, shared LoRA dropout masks on CPU) against ``plain`` (the
+  transformers Trainer + peft recipe: every batch padded to the table's longest row, logits at
+  every position, float32 on CPU, peft's own dropout). Same LoRA, settings, seed and rows;
+  tokens/s counts real tokens only, validation time excluded; peak memory is the process's (CPU)
+  or the GPU's.
 - **Prediction:** on the model ``ours`` trained, rows/s (over every row of the table) and test
   accuracy of our label scoring (one forward per row up to where the answers part), of scoring
   whole answers (each prompt read once, its cache repeated for the K continuations) and of
@@ -139,8 +140,9 @@ def report(doc: dict) -> str:
         "## Training",
         "",
         "Both recipes run under the transformers Trainer with the same LoRA; ours differs in how it "
-        "batches and in bf16 on CPU (attention kept in fp32, frozen weights stored in bf16: "
-        "`lift_core/precision.py`).",
+        "batches, in bf16 on CPU (attention kept in fp32, frozen weights stored in bf16: "
+        "`lift_core/precision.py`) and in its LoRA dropout on CPU (one mask shared by the adapters "
+        "reading the same input, drawn cheaply: `lift_core/lora_dropout.py`).",
         "",
         "| recipe | tokens/s | s per epoch | peak memory | bf16 | test accuracy |",
         "|---|---|---|---|---|---|",

@@ -47,7 +47,10 @@ def test_frozen_weights_go_to_bf16_and_trained_ones_stay_fp32():
     trained = [p for p in model.parameters() if p.requires_grad]
     assert trained and all(p.dtype == torch.float32 for p in trained)
     base = model.get_base_model()
-    assert base.get_input_embeddings().weight.dtype == torch.float32  # tied to the output layer
+    assert base.get_input_embeddings().weight.dtype == torch.float32  # the residual stream starts fp32
+    head = base.get_output_embeddings().weight
+    assert head.dtype == torch.bfloat16 and not head.requires_grad  # its own copy, no longer tied
+    torch.testing.assert_close(head.float(), base.get_input_embeddings().weight.bfloat16().float())
     assert base.transformer.h[0].attn.c_attn.base_layer.weight.dtype == torch.bfloat16
 
 
