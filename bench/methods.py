@@ -112,6 +112,17 @@ def report(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _without_pause(argv: list[str]) -> list[str]:
+    """The command as recorded: pausing changes no result."""
+    out, skip = [], False
+    for arg in argv:
+        if skip or arg == "--pause-file" or arg.startswith("--pause-file="):
+            skip = arg == "--pause-file"
+            continue
+        out.append(arg)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=DATASETS)
@@ -121,6 +132,8 @@ def main() -> int:
     ap.add_argument("--extra", default="", help="more `lift_core run` arguments for every cell, e.g. '--epochs 4'")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for methods.{json,md}")
     ap.add_argument("--quick", action="store_true", help="tiny model, iris, seed 0, 1 epoch, into a temp folder")
+    ap.add_argument("--pause-file", type=Path, help="stop before the next cell while this file exists (the CPU "
+                    "is needed elsewhere; run again to resume)")
     args = ap.parse_args()
     if args.quick:
         args.datasets, args.seeds, args.model = ["iris"], [0], "tiny"
@@ -133,12 +146,15 @@ def main() -> int:
     settings = {"model": args.model, "extra": extra, "epochs": epochs, "datasets": args.datasets,
                 "methods": args.methods, "seeds": args.seeds}
     cells = Cells(args.out / "methods.json", settings, ("model", "extra", "epochs"),
-                  " ".join(["python", "bench/methods.py", *sys.argv[1:]]))
+                  " ".join(["python", "bench/methods.py", *_without_pause(sys.argv[1:])]))
     for data in args.datasets:
         for seed in args.seeds:
             for method in args.methods:
                 if cells.has(data=data, method=method, seed=seed):
                     continue
+                if args.pause_file and args.pause_file.exists():
+                    print(f"paused: {args.pause_file} exists", flush=True)
+                    return 0
                 more = ["--epochs", str(epochs[data])] if data in epochs else []
                 cell = cells.add(run_cell(data, method, seed, args.model, [*extra, *more]),
                                  lambda doc: (args.out / "methods.md").write_text(report(doc)))
