@@ -36,13 +36,13 @@ class _Drop(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, threshold: int, scale: float, dtype: torch.dtype) -> torch.Tensor:
         keep = keep_mask(x.shape, threshold, x.device).to(dtype)
         ctx.save_for_backward(keep)
-        ctx.scale, ctx.in_dtype = scale, x.dtype
+        ctx.scale = scale
         return x.to(dtype) * keep * scale
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (keep,) = ctx.saved_tensors
-        return (grad * keep * ctx.scale).to(ctx.in_dtype), None, None, None
+        return grad * keep * ctx.scale, None, None, None  # autograd casts it back to the input's dtype
 
 
 class SharedDropout(torch.nn.Module):
@@ -51,7 +51,7 @@ class SharedDropout(torch.nn.Module):
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
-        self.threshold = round(p * _LANES)
+        self.threshold = min(round(p * _LANES), _LANES - 1)
         self.scale = 1.0 / (1.0 - self.threshold / _LANES)
         self._last: tuple[torch.Tensor, int, torch.Tensor] | None = None
 
@@ -67,7 +67,7 @@ class SharedDropout(torch.nn.Module):
         return out
 
     def train(self, mode: bool = True) -> "SharedDropout":
-        self._last = None  # holds no tensors of a finished step
+        self._last = None  # the next input replaces it anyway; a switch to eval frees it at once
         return super().train(mode)
 
     def extra_repr(self) -> str:

@@ -81,10 +81,12 @@ def store_frozen_in_bf16(model) -> None:
     embed, head = base.get_input_embeddings(), base.get_output_embeddings()
     for name, module in base.named_modules():
         adapter = ".lora_" in name  # LoRA's own weights (frozen once loaded) stay as trained, in fp32
-        if (isinstance(module, (torch.nn.Linear, Conv1D)) and module is not embed and module is not head
-                and not adapter and not module.weight.requires_grad):
+        if (isinstance(module, (torch.nn.Linear, Conv1D)) and module is not head and not adapter
+                and module.weight is not embed.weight and not module.weight.requires_grad):
             module.to(torch.bfloat16)
-    if isinstance(head, torch.nn.Linear) and not head.weight.requires_grad and head.weight.dtype != torch.bfloat16:
+    reads_head = getattr(model, "base", None) is not base  # pair scorers read hidden states, not the head
+    if (reads_head and isinstance(head, torch.nn.Linear) and not head.weight.requires_grad
+            and head.weight.dtype != torch.bfloat16):
         head.weight = torch.nn.Parameter(head.weight.detach().to(torch.bfloat16), requires_grad=False)
 
 

@@ -180,5 +180,6 @@ def train_adapter(model, train_features: list[dict], collator, settings: TrainSe
             params = dict(model.named_parameters())
             for name, value in callback.best_state.items():
                 params[name].copy_(value.to(params[name].device))
+    model.eval()  # done training: dropout off, as from_pretrained hands models over
     return result
 

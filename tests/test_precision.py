@@ -54,6 +54,29 @@ def test_frozen_weights_go_to_bf16_and_trained_ones_stay_fp32():
     assert base.transformer.h[0].attn.c_attn.base_layer.weight.dtype == torch.bfloat16
 
 
+def test_a_pair_scorer_keeps_its_unused_output_layer_tied_and_fp32():
+    class Scorer(torch.nn.Module):  # the shape of ltuning.PairScorer: the frozen model as .base
+        def __init__(self, base):
+            super().__init__()
+            self.base = base
+
+    lm = load_model("tiny")
+    lm.model.requires_grad_(False)  # frozen, as the pair scorer holds it
+    store_frozen_in_bf16(Scorer(lm.model))
+    head, embed = lm.model.get_output_embeddings().weight, lm.model.get_input_embeddings().weight
+    assert head is embed and embed.dtype == torch.float32
+    assert lm.model.transformer.h[0].attn.c_attn.weight.dtype == torch.bfloat16
+
+
+def test_lora_on_a_tied_output_layer_leaves_the_input_embeddings_fp32():
+    lm = load_model("tiny")
+    model = attach_lora(lm.model, LoraSettings(r=4, alpha=8, target_modules=["c_attn", "lm_head"]), quantized=False)
+    store_frozen_in_bf16(model)
+    base = model.get_base_model()
+    assert base.get_input_embeddings().weight.dtype == torch.float32
+    assert base.transformer.h[0].attn.c_attn.base_layer.weight.dtype == torch.bfloat16
+
+
 @pytest.mark.parametrize("method", ["lift", "ltuning-prefix"])
 def test_bf16_training_learns_and_round_trips(iris, tmp_path, method):  # noqa: F811
     X, y, Xv, yv = iris
