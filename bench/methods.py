@@ -114,13 +114,10 @@ def report(doc: dict) -> str:
 
 def _without_pause(argv: list[str]) -> list[str]:
     """The command as recorded: pausing changes no result."""
-    out, skip = [], False
-    for arg in argv:
-        if skip or arg == "--pause-file" or arg.startswith("--pause-file="):
-            skip = arg == "--pause-file"
-            continue
-        out.append(arg)
-    return out
+    if "--pause-file" in argv:
+        i = argv.index("--pause-file")
+        argv = argv[:i] + argv[i + 2:]
+    return [a for a in argv if not a.startswith("--pause-file=")]
 
 
 def main() -> int:

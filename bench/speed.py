@@ -46,7 +46,6 @@ from lift_core.estimator import LiftClassifier  # noqa: E402
 from lift_core.examples import pad_batch  # noqa: E402
 from lift_core.experiment import RunRequest, _parts, load_table  # noqa: E402
 from lift_core.predict import score_candidates  # noqa: E402
-from lift_core.training import attach_lora  # noqa: E402
 
 
 class PlainCollator:
@@ -63,8 +62,7 @@ class PlainCollator:
 
 
 class PlainRecipe(LiftClassifier):
-    def _attach_lora(self, cfg: LiftConfig):
-        return attach_lora(self.lm_.model, cfg.lora, quantized=self.lm_.quantization != "none")  # peft's dropout
+    shared_dropout = False  # peft's own dropout, as the plain recipe has it
 
     def _collator(self, features: list[dict]) -> PlainCollator:
         return PlainCollator(self.lm_.tokenizer.pad_token_id, max(len(f["input_ids"]) for f in features))

@@ -54,6 +54,7 @@ def _native(value: Any) -> Any:
 
 class _LiftBase(BaseEstimator):
     task: str = ""
+    shared_dropout = True  # cheap LoRA dropout on CPU (lora_dropout.py); bench/speed.py's plain recipe turns it off
 
     def __init__(self, config: LiftConfig | None = None, target: str = "y") -> None:
         self.config = config
@@ -104,7 +105,9 @@ class _LiftBase(BaseEstimator):
         answers = [encode_answer(tok, self.serializer_.answer(v), self.end_) for v in y]
         examples = [Example(p, a) for p, a in zip(prompts, answers)]
         set_seed(cfg.train.seed)  # LoRA's random init is part of the run: same seed, same adapter
-        self.lm_.model = self._attach_lora(cfg)
+        self.lm_.model = attach_lora(self.lm_.model, cfg.lora, quantized=self.lm_.quantization != "none")
+        if self.lm_.device == "cpu" and self.shared_dropout:
+            share_lora_dropout(self.lm_.model)
         self.n_trainable_ = trainable_parameters(self.lm_.model)
         validate = self._validator(eval_set)
         features = training_features(examples)
@@ -117,14 +120,6 @@ class _LiftBase(BaseEstimator):
         for_cpu_prediction(self.lm_.model, self.bf16_, self.lm_.device)
         self._last = None  # best weights restored: scores from training-time validation are stale
         return self
-
-    def _attach_lora(self, cfg: LiftConfig):
-        """Fresh LoRA on the loaded model; on CPU with cheap shared dropout (bench/speed.py keeps
-        peft's own for the plain recipe it compares with)."""
-        model = attach_lora(self.lm_.model, cfg.lora, quantized=self.lm_.quantization != "none")
-        if self.lm_.device == "cpu":
-            share_lora_dropout(model)
-        return model
 
     def _validator(self, eval_set: tuple[pd.DataFrame, Any] | None) -> Callable[[Any], Any] | None:
         """Each epoch's validation, with the validation prompts tokenized once; None without rows."""
