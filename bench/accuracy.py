@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import DEFAULT_OUT, Cells, quick_out, run_cli  # noqa: E402
+from bench.cells import DEFAULT_OUT, Cells, add_pause_option, paused, quick_out, recorded_command, run_cli  # noqa: E402
 from bench.paper import CLASSIFICATION, REGRESSION  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 
@@ -149,6 +149,7 @@ def main() -> int:
     ap.add_argument("--extra", default="", help="more `lift_core run` arguments for every cell")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--quick", action="store_true", help="tiny model, 1 epoch, iris and linear_1d, seed 0")
+    add_pause_option(ap)
     args = ap.parse_args()
     if args.quick:
         args.datasets, args.seeds, args.model, args.extra = ["iris", "linear_1d"], [0], "tiny", "--epochs 1"
@@ -156,7 +157,7 @@ def main() -> int:
     extra = shlex.split(args.extra)
     cells = Cells(args.out / "accuracy.json", {"model": args.model, "extra": extra, "datasets": args.datasets,
                                                "seeds": args.seeds}, ("model", "extra"),
-                  " ".join(["python", "bench/accuracy.py", *sys.argv[1:]]))
+                  recorded_command("accuracy.py", sys.argv[1:]))
 
     def write(doc: dict) -> None:
         (args.out / "accuracy.md").write_text(report(doc))
@@ -166,6 +167,8 @@ def main() -> int:
         for seed in args.seeds:
             if cells.has(data=data, seed=seed):
                 continue
+            if paused(args.pause_file):
+                return 0
             cell = cells.add(run_cell(data, seed, args.model, extra), write)
             main_value = cell["lift"].get("accuracy", cell["lift"].get("rae"))
             print(f"{data} seed {seed}: LIFT {main_value:.3f}, train {cell['train_seconds']:.0f} s", flush=True)

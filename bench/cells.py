@@ -3,6 +3,7 @@ would run it, in a throw-away workspace; and the commit the cell was measured wi
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -34,6 +35,27 @@ def commit() -> str:
 
 
 DEFAULT_OUT = ROOT / "docs" / "benchmarks"
+
+
+def add_pause_option(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--pause-file", type=Path, help="stop before the next cell while this file exists (the CPU "
+                    "is needed elsewhere; run again to resume)")
+
+
+def recorded_command(script: str, argv: list[str]) -> str:
+    """The command as recorded in a report: pausing changes no result, so ``--pause-file`` is left out."""
+    if "--pause-file" in argv:
+        i = argv.index("--pause-file")
+        argv = argv[:i] + argv[i + 2:]
+    return " ".join(["python", f"bench/{script}", *[a for a in argv if not a.startswith("--pause-file=")]])
+
+
+def paused(pause_file: Path | None) -> bool:
+    """True (and says so) when the user asked the benchmark to stop before its next cell."""
+    if pause_file and pause_file.exists():
+        print(f"paused: {pause_file} exists", flush=True)
+        return True
+    return False
 
 
 def quick_out(out: Path, name: str) -> Path:

@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import DEFAULT_OUT, Cells, quick_out, run_cli  # noqa: E402
+from bench.cells import DEFAULT_OUT, Cells, add_pause_option, paused, quick_out, recorded_command, run_cli  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 from lift_core.config import METHOD_LABELS, METHODS  # noqa: E402
 
@@ -112,14 +112,6 @@ def report(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _without_pause(argv: list[str]) -> list[str]:
-    """The command as recorded: pausing changes no result."""
-    if "--pause-file" in argv:
-        i = argv.index("--pause-file")
-        argv = argv[:i] + argv[i + 2:]
-    return [a for a in argv if not a.startswith("--pause-file=")]
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=DATASETS)
@@ -129,8 +121,7 @@ def main() -> int:
     ap.add_argument("--extra", default="", help="more `lift_core run` arguments for every cell, e.g. '--epochs 4'")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for methods.{json,md}")
     ap.add_argument("--quick", action="store_true", help="tiny model, iris, seed 0, 1 epoch, into a temp folder")
-    ap.add_argument("--pause-file", type=Path, help="stop before the next cell while this file exists (the CPU "
-                    "is needed elsewhere; run again to resume)")
+    add_pause_option(ap)
     args = ap.parse_args()
     if args.quick:
         args.datasets, args.seeds, args.model = ["iris"], [0], "tiny"
@@ -143,14 +134,13 @@ def main() -> int:
     settings = {"model": args.model, "extra": extra, "epochs": epochs, "datasets": args.datasets,
                 "methods": args.methods, "seeds": args.seeds}
     cells = Cells(args.out / "methods.json", settings, ("model", "extra", "epochs"),
-                  " ".join(["python", "bench/methods.py", *_without_pause(sys.argv[1:])]))
+                  recorded_command("methods.py", sys.argv[1:]))
     for data in args.datasets:
         for seed in args.seeds:
             for method in args.methods:
                 if cells.has(data=data, method=method, seed=seed):
                     continue
-                if args.pause_file and args.pause_file.exists():
-                    print(f"paused: {args.pause_file} exists", flush=True)
+                if paused(args.pause_file):
                     return 0
                 more = ["--epochs", str(epochs[data])] if data in epochs else []
                 cell = cells.add(run_cell(data, method, seed, args.model, [*extra, *more]),

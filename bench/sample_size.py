@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import DEFAULT_OUT, Cells, quick_out, run_cli  # noqa: E402
+from bench.cells import DEFAULT_OUT, Cells, add_pause_option, paused, quick_out, recorded_command, run_cli  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 
 SIZES = {"iris": [8, 16, 32, 64, 96], "moons": [16, 32, 64, 128, 256]}
@@ -95,13 +95,14 @@ def main() -> int:
     ap.add_argument("--extra", default="", help="more `lift_core run` arguments for every cell")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--quick", action="store_true", help="tiny model, 1 epoch, iris with 8 and 16 rows, seed 0")
+    add_pause_option(ap)
     args = ap.parse_args()
     if args.quick:
         args.datasets, args.sizes, args.seeds, args.model, args.extra = ["iris"], [8, 16], [0], "tiny", "--epochs 1"
         args.out = quick_out(args.out, "sample-size")
     extra = shlex.split(args.extra)
     cells = Cells(args.out / "sample_size.json", {"model": args.model, "extra": extra}, ("model", "extra"),
-                  " ".join(["python", "bench/sample_size.py", *sys.argv[1:]]))
+                  recorded_command("sample_size.py", sys.argv[1:]))
 
     def write(doc: dict) -> None:
         (args.out / "sample_size.md").write_text(report(doc))
@@ -112,6 +113,8 @@ def main() -> int:
             for seed in args.seeds:
                 if cells.has(data=data, rows=rows, seed=seed):
                     continue
+                if paused(args.pause_file):
+                    return 0
                 run, wall = run_cli(["--data", data, "--model", args.model, "--seed", str(seed),
                                      "--train-rows", str(rows), *extra])
                 cell = cells.add({"data": data, "rows": rows, "seed": seed, "n_train": run["n_train"],

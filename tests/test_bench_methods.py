@@ -20,10 +20,3 @@ def test_quick_benchmark_writes_raw_json_and_a_report_and_resumes(tmp_path):
     again = run_quick("methods.py", tmp_path, *methods)
     assert "every cell is measured" in again.stderr
 
-
-def test_a_pause_file_stops_the_benchmark_before_its_next_cell(tmp_path):
-    pause = tmp_path / "pause"
-    pause.touch()
-    proc = run_quick("methods.py", tmp_path, "--methods", "lift", "--pause-file", str(pause))
-    assert f"paused: {pause} exists" in proc.stdout
-    assert not (tmp_path / "methods.json").exists()
