@@ -26,3 +26,15 @@ def test_quick_sample_size_curve_cuts_the_training_rows(tmp_path):
     assert [(c["rows"], c["n_train"]) for c in doc["cells"]] == [(8, 8), (16, 16)]
     report = (tmp_path / "sample_size.md").read_text()
     assert "| 8 | 1 |" in report and "| 16 | 1 |" in report and (tmp_path / "sample_size.html").exists()
+
+
+def test_the_suite_measures_every_data_set_once_cheapest_first():
+    import sys
+
+    from bench_helpers import REPO
+
+    sys.path.insert(0, str(REPO))
+    from bench.accuracy import CHEAP_FIRST, DATASETS
+
+    assert sorted(CHEAP_FIRST) == sorted(DATASETS) and len(set(CHEAP_FIRST)) == len(CHEAP_FIRST)
+    assert CHEAP_FIRST.index("iris") < CHEAP_FIRST.index("moons") < CHEAP_FIRST.index("digits")
