@@ -97,18 +97,24 @@ def report(doc: dict) -> str:
         lines.append("")
     lines += ["## Did L-Tuning beat the plain method it improves on?", "",
               "Mean test accuracy difference (L-Tuning − plain), over the seeds both measured:", ""]
+    means = []
     for lt, plain in PAIRS:
         for data in doc["settings"]["datasets"]:
             a = {c["seed"]: c["accuracy"] for c in cells if c["data"] == data and c["method"] == lt}
             b = {c["seed"]: c["accuracy"] for c in cells if c["data"] == data and c["method"] == plain}
             both = sorted(set(a) & set(b))
             if both:
-                diff = np.mean([a[s] - b[s] for s in both])
+                diff = float(np.mean([a[s] - b[s] for s in both]))
+                means.append(diff)
                 verdict = "better" if diff > 0 else "worse" if diff < 0 else "equal"
-                lines.append(f"- {data}: {METHOD_LABELS[lt]} vs {METHOD_LABELS[plain]}: {diff:+.3f} ({verdict}, "
-                             f"seeds {both})")
+                higher = sum(a[s] > b[s] for s in both)
+                lines.append(f"- {data}: {METHOD_LABELS[lt]} vs {METHOD_LABELS[plain]}: {diff:+.3f} ({verdict}; "
+                             f"higher on {higher} of {len(both)} seeds: {both})")
             else:
                 lines.append(f"- {data}: {METHOD_LABELS[lt]} vs {METHOD_LABELS[plain]}: not yet measured")
+    if means:
+        lines += ["", f"**L-Tuning's mean was higher in {sum(d > 0 for d in means)} of {len(means)} "
+                  "(data set, pair) comparisons measured.**"]
     return "\n".join(lines) + "\n"
 
 

@@ -20,3 +20,29 @@ def test_quick_benchmark_writes_raw_json_and_a_report_and_resumes(tmp_path):
     again = run_quick("methods.py", tmp_path, *methods)
     assert "every cell is measured" in again.stderr
 
+
+
+def test_the_report_counts_where_l_tuning_beat_the_plain_method():
+    import sys
+
+    from bench_helpers import REPO
+
+    sys.path.insert(0, str(REPO))
+    from bench.methods import report
+
+    def cell(data, method, seed, accuracy):
+        return {"data": data, "method": method, "seed": seed, "accuracy": accuracy, "train_seconds": 1.0,
+                "trainable_parameters": 10, "n_train": 8, "n_test": 4, "baselines": {"logreg": 0.5},
+                "date": "2026-11-22T00:00:00+00:00", "commit": "abc1234"}
+
+    cells = [cell("iris", "ltuning-prefix", 0, 0.50), cell("iris", "prefix", 0, 0.75),
+             cell("iris", "ltuning-prefix", 1, 0.75), cell("iris", "prefix", 1, 0.25),
+             cell("iris", "ltuning-prompt", 0, 0.25), cell("iris", "prompt", 0, 0.50)]
+    doc = {"cells": cells, "machine": "m", "command": "c",
+           "settings": {"model": "tiny", "extra": [], "epochs": {}, "datasets": ["iris", "wine"],
+                        "methods": ["ltuning-prefix", "ltuning-prompt", "prefix", "prompt"], "seeds": [0, 1]}}
+    text = report(doc)
+    assert "iris: L-Tuning prefix vs Prefix tuning: +0.125 (better; higher on 1 of 2 seeds: [0, 1])" in text
+    assert "iris: L-Tuning prompt vs Prompt tuning: -0.250 (worse; higher on 0 of 1 seeds: [0])" in text
+    assert "wine: L-Tuning prefix vs Prefix tuning: not yet measured" in text
+    assert "higher in 1 of 2 (data set, pair) comparisons measured" in text
