@@ -4,7 +4,8 @@ functions, LIFT (bundled model) against every baseline, 3 seeds, next to the pap
 Each cell (data set × seed) is one ``python -m lift_core run`` in a fresh process; results are
 appended to ``docs/benchmarks/accuracy.json`` as they come, so an interrupted suite resumes where
 it stopped, and ``accuracy.md`` (tables and a chart) and ``accuracy.html`` (interactive chart) are
-rewritten after every cell with the date, machine and command.
+rewritten after every cell with the date, machine and command. Cells run cheapest data set first;
+``--pause-file F`` stops the suite before its next cell while F exists.
 
     .venv/bin/python bench/accuracy.py                        # everything (many CPU hours)
     .venv/bin/python bench/accuracy.py --datasets iris wine   # some
