@@ -38,3 +38,20 @@ def test_the_suite_measures_every_data_set_once_cheapest_first():
 
     assert sorted(CHEAP_FIRST) == sorted(DATASETS) and len(set(CHEAP_FIRST)) == len(CHEAP_FIRST)
     assert CHEAP_FIRST.index("iris") < CHEAP_FIRST.index("moons") < CHEAP_FIRST.index("digits")
+
+
+def test_one_seed_gets_no_verdict_against_the_paper():
+    import sys
+
+    from bench_helpers import REPO
+
+    sys.path.insert(0, str(REPO))
+    from bench.accuracy import summary
+
+    def cell(data, seed, accuracy):
+        return {"data": data, "seed": seed, "task": "classification", "lift": {"accuracy": accuracy},
+                "train_seconds": 1.0, "baselines": {"logreg": 1.0}}
+
+    rows = {r["data"]: r for r in summary([cell("iris", 0, 0.95), cell("iris", 1, 0.99), cell("wine", 0, 0.10)])}
+    assert rows["iris"]["within_one_std"]  # 97 ± 2 against the paper's 96.67
+    assert "within_one_std" not in rows["wine"]  # one seed: no std to judge by
