@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # so tests can import the scripts' report functions from bench/
 
 
 def run_quick(script: str, out: Path, *args: str) -> subprocess.CompletedProcess:

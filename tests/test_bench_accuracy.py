@@ -6,6 +6,7 @@ import json
 import pytest
 
 from bench_helpers import run_quick
+from bench.accuracy import CHEAP_FIRST, DATASETS, summary
 
 
 @pytest.mark.slow
@@ -29,25 +30,11 @@ def test_quick_sample_size_curve_cuts_the_training_rows(tmp_path):
 
 
 def test_the_suite_measures_every_data_set_once_cheapest_first():
-    import sys
-
-    from bench_helpers import REPO
-
-    sys.path.insert(0, str(REPO))
-    from bench.accuracy import CHEAP_FIRST, DATASETS
-
     assert sorted(CHEAP_FIRST) == sorted(DATASETS) and len(set(CHEAP_FIRST)) == len(CHEAP_FIRST)
     assert CHEAP_FIRST.index("iris") < CHEAP_FIRST.index("moons") < CHEAP_FIRST.index("digits")
 
 
 def test_one_seed_gets_no_verdict_against_the_paper():
-    import sys
-
-    from bench_helpers import REPO
-
-    sys.path.insert(0, str(REPO))
-    from bench.accuracy import summary
-
     def cell(data, seed, accuracy):
         return {"data": data, "seed": seed, "task": "classification", "lift": {"accuracy": accuracy},
                 "train_seconds": 1.0, "baselines": {"logreg": 1.0}}

@@ -1,15 +1,12 @@
 """What the resumable benchmarks share: a pause file stops them before their next cell, and the
 recorded command leaves the pause out (it changes no result)."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from bench_helpers import REPO, run_quick
-
-sys.path.insert(0, str(REPO))
-from bench.cells import recorded_command  # noqa: E402
+from bench_helpers import run_quick
+from bench.cells import recorded_command
 
 
 @pytest.mark.parametrize("script, raw", [("methods.py", "methods.json"), ("accuracy.py", "accuracy.json"),

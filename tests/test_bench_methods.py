@@ -6,6 +6,7 @@ import json
 import pytest
 
 from bench_helpers import run_quick
+from bench.methods import report
 
 
 @pytest.mark.slow
@@ -23,13 +24,6 @@ def test_quick_benchmark_writes_raw_json_and_a_report_and_resumes(tmp_path):
 
 
 def test_the_report_counts_where_l_tuning_beat_the_plain_method():
-    import sys
-
-    from bench_helpers import REPO
-
-    sys.path.insert(0, str(REPO))
-    from bench.methods import report
-
     def cell(data, method, seed, accuracy):
         return {"data": data, "method": method, "seed": seed, "accuracy": accuracy, "train_seconds": 1.0,
                 "trainable_parameters": 10, "n_train": 8, "n_test": 4, "baselines": {"logreg": 0.5},
