@@ -8,14 +8,17 @@ LIFT sampled at evaluation, which made its predictions random.
 
 from __future__ import annotations
 
+import copy
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from lift_core.examples import pad_batch, positions
 
 Progress = Callable[[int, int], None] | None
+MIN_SHARED = 2  # shared leading tokens worth reading once (LIFT's "When we have <first column>=")
 
 
 def _autocast(device: str, bf16: bool):
@@ -46,7 +49,8 @@ def score_candidates(model, prompt_ids: Sequence[Sequence[int]], candidates: Seq
     which is also all that greedy generation would choose by. Otherwise (``shortcut`` off, or
     answers such as "1" and "10" that share a first token only in part) the score is the mean
     log-probability of all a candidate's tokens, end marker included; each prompt is read once and
-    its cache repeated for the K continuations. Rows are batched by prompt length to pad little.
+    its cache repeated for the K continuations. Rows are batched by prompt length to pad little,
+    and the tokens every prompt starts with (the template's opening) are read once for all rows.
     """
     cand = [list(c) for c in candidates]
     split = split_point(cand) if shortcut else None
@@ -56,14 +60,16 @@ def score_candidates(model, prompt_ids: Sequence[Sequence[int]], candidates: Seq
     was_training = model.training
     model.eval()
     try:
+        with _autocast(device, bf16):
+            prefix = _Prefix.read(model, prompt_ids, device)
         for start in range(0, n, batch_size):
             rows = order[start:start + batch_size]
             chunk = [list(prompt_ids[i]) for i in rows]
             with _autocast(device, bf16):
                 if split is not None:
-                    out[rows] = _score_at_split(model, chunk, cand, split, pad_id, device)
+                    out[rows] = _score_at_split(model, chunk, cand, split, pad_id, device, prefix)
                 else:
-                    out[rows] = _score_whole(model, chunk, cand, pad_id, device)
+                    out[rows] = _score_whole(model, chunk, cand, pad_id, device, prefix)
             if progress:
                 progress(min(start + batch_size, n), n)
     finally:
@@ -71,25 +77,72 @@ def score_candidates(model, prompt_ids: Sequence[Sequence[int]], candidates: Seq
     return out
 
 
-def _left_padded(model, seqs: list[list[int]], pad_id: int, device: str, **kwargs):
-    """Forward over left-padded rows with positions counted from each row's first real token."""
-    batch = pad_batch(seqs, pad_id, left=True)
-    mask = batch["attention_mask"]
+def shared_start(prompt_ids: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all prompts share, leaving each at least one token of its own."""
+    first, end = prompt_ids[0], min(len(p) for p in prompt_ids) - 1
+    for i in range(max(end, 0)):
+        if any(p[i] != first[i] for p in prompt_ids):
+            return i
+    return max(end, 0)
+
+
+class _Prefix:
+    """The cache of the tokens every prompt starts with, computed once and copied to each batch."""
+
+    def __init__(self, length: int, cache: DynamicCache) -> None:
+        self.length, self.cache = length, cache
+
+    @classmethod
+    def read(cls, model, prompt_ids: Sequence[Sequence[int]], device: str) -> "_Prefix | None":
+        length = shared_start(prompt_ids)
+        if length < MIN_SHARED or len(prompt_ids) < 2:
+            return None
+        ids = torch.tensor([list(prompt_ids[0][:length])], device=device)
+        cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+        # Only plain full-attention caches: a sliding window or a recurrent state would not simply
+        # copy across rows that are padded in the middle.
+        if not isinstance(cache, DynamicCache) or any(type(layer) is not DynamicLayer for layer in cache.layers):
+            return None
+        return cls(length, cache)
+
+    def for_batch(self, rows: int) -> DynamicCache:
+        cache = copy.deepcopy(self.cache)
+        cache.batch_repeat_interleave(rows)
+        return cache
+
+
+def _left_padded(model, seqs: list[list[int]], pad_id: int, device: str, prefix: _Prefix | None = None, **kwargs):
+    """Forward over left-padded rows with positions counted from each row's first real token.
+
+    With a shared ``prefix`` the rows lose its tokens, which the cache holds: the padding then sits
+    between the prefix and each row's own tokens, masked, and positions continue from the prefix.
+    The mask returned covers the prefix too."""
+    if prefix is None:
+        batch = pad_batch(seqs, pad_id, left=True)
+        mask = batch["attention_mask"]
+        return mask, model(input_ids=batch["input_ids"].to(device), attention_mask=mask.to(device),
+                           position_ids=positions(mask).to(device), **kwargs)
+    batch = pad_batch([s[prefix.length:] for s in seqs], pad_id, left=True)
+    own = batch["attention_mask"]
+    mask = torch.cat([torch.ones((len(seqs), prefix.length), dtype=own.dtype), own], dim=1)
     return mask, model(input_ids=batch["input_ids"].to(device), attention_mask=mask.to(device),
-                       position_ids=positions(mask).to(device), **kwargs)
+                       position_ids=(prefix.length + own.cumsum(-1) - 1).clamp(min=0).to(device),
+                       past_key_values=prefix.for_batch(len(seqs)), **kwargs)
 
 
 def _score_at_split(model, chunk: list[list[int]], cand: list[list[int]], split: int, pad_id: int,
-                    device: str) -> np.ndarray:
-    _, result = _left_padded(model, [p + cand[0][:split] for p in chunk], pad_id, device, logits_to_keep=1)
+                    device: str, prefix: _Prefix | None = None) -> np.ndarray:
+    _, result = _left_padded(model, [p + cand[0][:split] for p in chunk], pad_id, device, prefix,
+                             logits_to_keep=1)
     logp = torch.log_softmax(result.logits[:, -1].float(), dim=-1).cpu()
     return logp[:, [c[split] for c in cand]].to(torch.float64).numpy()
 
 
-def _score_whole(model, chunk: list[list[int]], cand: list[list[int]], pad_id: int, device: str) -> np.ndarray:
+def _score_whole(model, chunk: list[list[int]], cand: list[list[int]], pad_id: int, device: str,
+                 prefix: _Prefix | None = None) -> np.ndarray:
     k, b = len(cand), len(chunk)
     width = max(len(c) for c in cand)
-    mask, first = _left_padded(model, chunk, pad_id, device, use_cache=True, logits_to_keep=1)
+    mask, first = _left_padded(model, chunk, pad_id, device, prefix, use_cache=True, logits_to_keep=1)
     scores = torch.log_softmax(first.logits[:, -1].float(), dim=-1).cpu()[:, [c[0] for c in cand]]
     scores = scores.to(torch.float64)  # (b, k): log p(first token)
     if width > 1:

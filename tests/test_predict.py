@@ -7,7 +7,7 @@ import torch
 
 from lift_core.baselines import evaluate
 from lift_core.models import load_model
-from lift_core.predict import score_candidates, split_point
+from lift_core.predict import score_candidates, shared_start, split_point
 
 
 def reference_scores(model, prompts, candidates):
@@ -49,6 +49,36 @@ def test_split_shortcut_scores_the_token_where_answers_part(model):
         for i, p in enumerate(prompts):
             logp = torch.log_softmax(lm.model(input_ids=torch.tensor([p + [7, 8]])).logits[0, -1].float(), -1)
             np.testing.assert_allclose(got[i], [logp[900].item(), logp[1234].item(), logp[42].item()], atol=1e-4)
+
+
+SHARED_START = [[464, 3290, 318, 257, 11], [464, 3290, 318, 40], [464, 3290, 318, 1212, 318, 257, 1332, 286],
+                [464, 3290, 318]]  # "464 3290 318" opens every prompt; the last prompt is only that
+
+
+@pytest.mark.parametrize("model", ["tiny", pytest.param("bundled", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("shortcut", [True, False])
+def test_a_shared_start_read_once_scores_as_each_row_alone(model, shortcut):
+    """The prompts' common opening, read once and its cache copied to every row (padding then
+    sits between it and each row's own tokens), gives each row the scores it gets on its own."""
+    lm = load_model(model)
+    pad = lm.tokenizer.pad_token_id
+    candidates = [[900, 0], [1234, 5678, 0], [42, 0]]
+    got = score_candidates(lm.model, SHARED_START, candidates, pad_id=pad, device="cpu", batch_size=3,
+                           shortcut=shortcut)
+    expected = reference_scores(lm.model, SHARED_START, candidates)
+    if shortcut:  # distinct first tokens: the log-probability of each answer's first token
+        expected = reference_scores(lm.model, SHARED_START, [c[:1] for c in candidates])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("prompts,shared", [
+    (SHARED_START, 2),                            # the shortest prompt keeps one token of its own
+    (SHARED_START[:3], 3),
+    ([[5, 6, 7], [5, 6, 7]], 2),                  # identical prompts: all but the last token
+    ([[5, 6], [8, 6]], 0),
+])
+def test_shared_start(prompts, shared):
+    assert shared_start(prompts) == shared
 
 
 @pytest.mark.parametrize("candidates,split", [
