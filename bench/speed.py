@@ -74,6 +74,18 @@ def _peak_bytes(device: str) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
 
 
+def _two_passes(predict, rows: int) -> tuple[dict, object]:
+    """Rows/s of a first pass and of a second over the same rows. The first pays one-off costs (on
+    CPU, oneDNN builds a kernel for each new matrix shape); the second is the rate a long table
+    sees. Returns the second pass's output."""
+    rates = {}
+    for key in ("first_pass_rows_per_s", "rows_per_s"):
+        t0 = time.perf_counter()
+        result = predict()
+        rates[key] = rows / (time.perf_counter() - t0)
+    return rates, result
+
+
 def variant(name: str, data: str, model: str, epochs: int, seed: int) -> dict:
     """Train one recipe (and, for ours, time both ways of predicting); runs in its own process."""
     table = load_table(RunRequest(data=data, seed=seed))
@@ -93,20 +105,19 @@ def variant(name: str, data: str, model: str, epochs: int, seed: int) -> dict:
         test = slice(len(X_tr) + len(X_val), None)
         out["predict"] = {"rows": len(rows), "test_rows": len(X_te)}
         for way, shortcut in (("scoring", True), ("whole_answer_scoring", False)):
-            t0 = time.perf_counter()
-            scores = score_candidates(est.lm_.model, est._prompt_ids(rows), est.candidate_ids_,
-                                      est.lm_.tokenizer.pad_token_id, est.lm_.device, est.config.eval_batch_size,
-                                      est._bf16(), shortcut=shortcut)
-            seconds = time.perf_counter() - t0
+            rates, scores = _two_passes(lambda: score_candidates(
+                est.lm_.model, est._prompt_ids(rows), est.candidate_ids_, est.lm_.tokenizer.pad_token_id, est.lm_.device,
+                est.config.eval_batch_size, est._bf16(), shortcut=shortcut), len(rows))
             picked = est.classes_[scores.argmax(axis=1)][test]
-            out["predict"][way] = {"rows_per_s": len(rows) / seconds, "accuracy": float(np.mean(picked == y_te))}
+            out["predict"][way] = {**rates, "accuracy": float(np.mean(picked == y_te))}
         est.config.predict_mode, est.config.eval_batch_size = "generate", 1  # LIFT's per-row generate (greedy)
-        t0 = time.perf_counter()
-        generated = est.predict(rows)
-        seconds = time.perf_counter() - t0
+
+        def generate() -> np.ndarray:
+            est._last = None  # the estimator keeps the last call's scores: make it generate again
+            return est.predict(rows)
+        rates, generated = _two_passes(generate, len(rows))
         out["predict"]["per_row_generate"] = {
-            "rows_per_s": len(rows) / seconds, "accuracy": float(np.mean(generated[test] == y_te)),
-            "invalid": int(est.invalid_mask_[test].sum())}
+            **rates, "accuracy": float(np.mean(generated[test] == y_te)), "invalid": int(est.invalid_mask_[test].sum())}
     out["peak_memory_bytes"] = _peak_bytes(est.lm_.device)
     return out
 
@@ -154,17 +165,22 @@ def report(doc: dict) -> str:
         f"## Prediction (the model `ours` trained; rows/s over all {pred['rows']} rows, accuracy on the "
         f"{pred['test_rows']} test rows)",
         "",
-        "| method | rows/s | test accuracy |",
-        "|---|---|---|",
-        f"| LIFT's per-row greedy generate | {pred['per_row_generate']['rows_per_s']:.2f} | "
-        f"{pred['per_row_generate']['accuracy']:.3f} ({pred['per_row_generate']['invalid']} unreadable) |",
-        f"| whole-answer scoring (each prompt read once, K continuations) | "
-        f"{pred['whole_answer_scoring']['rows_per_s']:.2f} | {pred['whole_answer_scoring']['accuracy']:.3f} |",
-        f"| our label scoring (one forward per row, up to where the answers part) | "
-        f"{pred['scoring']['rows_per_s']:.2f} | {pred['scoring']['accuracy']:.3f} |",
+        "Each method runs twice over the same rows; the first pass pays one-off costs (on CPU, oneDNN "
+        "builds a kernel for each new matrix shape), the second is the rate a long table sees.",
+        "",
+        "| method | rows/s | rows/s, first pass | test accuracy |",
+        "|---|---|---|---|",
+        *[f"| {label} | {pred[way]['rows_per_s']:.2f} | {pred[way]['first_pass_rows_per_s']:.2f} | "
+          f"{pred[way]['accuracy']:.3f}{note} |"
+          for label, way, note in (
+              ("LIFT's per-row greedy generate", "per_row_generate",
+               f" ({pred['per_row_generate']['invalid']} unreadable)"),
+              ("whole-answer scoring (each prompt read once, K continuations)", "whole_answer_scoring", ""),
+              ("our label scoring (one forward per row, up to where the answers part)", "scoring", ""))],
         "",
         f"**Speed-up: {pred['scoring']['rows_per_s'] / pred['per_row_generate']['rows_per_s']:.1f}×** the rows/s "
-        "of per-row generate.",
+        f"of per-row generate ({pred['scoring']['first_pass_rows_per_s'] / pred['per_row_generate']['first_pass_rows_per_s']:.1f}× "
+        "on the first pass).",
         "",
         "## End to end",
         "",

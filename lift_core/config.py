@@ -64,7 +64,7 @@ class LiftConfig:
     train: TrainSettings = field(default_factory=TrainSettings)
     pair: PairSettings = field(default_factory=PairSettings)
     predict_mode: str = "score"  # "score" candidate answers, or LIFT's "generate" and parse
-    eval_batch_size: int = 16
+    eval_batch_size: int = 64  # sequences a forward when scoring; on iris (CPU) 16 → 64 went from 68 to 82 rows/s
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

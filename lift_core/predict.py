@@ -54,6 +54,8 @@ def score_candidates(model, prompt_ids: Sequence[Sequence[int]], candidates: Seq
     """
     cand = [list(c) for c in candidates]
     split = split_point(cand) if shortcut else None
+    # ``batch_size`` counts sequences: the whole-answer path continues each row K times.
+    step = batch_size if split is not None else max(1, batch_size // len(cand))
     n = len(prompt_ids)
     out = np.zeros((n, len(cand)), dtype=np.float64)
     order = np.argsort([len(p) for p in prompt_ids], kind="stable")
@@ -62,8 +64,8 @@ def score_candidates(model, prompt_ids: Sequence[Sequence[int]], candidates: Seq
     try:
         with _autocast(device, bf16):
             prefix = _Prefix.read(model, prompt_ids, device)
-        for start in range(0, n, batch_size):
-            rows = order[start:start + batch_size]
+        for start in range(0, n, step):
+            rows = order[start:start + step]
             chunk = [list(prompt_ids[i]) for i in rows]
             with _autocast(device, bf16):
                 if split is not None:
@@ -71,7 +73,7 @@ def score_candidates(model, prompt_ids: Sequence[Sequence[int]], candidates: Seq
                 else:
                     out[rows] = _score_whole(model, chunk, cand, pad_id, device, prefix)
             if progress:
-                progress(min(start + batch_size, n), n)
+                progress(min(start + step, n), n)
     finally:
         model.train(was_training)
     return out

@@ -15,7 +15,8 @@ def test_quick_speed_benchmark_measures_every_comparison(tmp_path):
     plain, ours = doc["training"]
     assert (plain["variant"], ours["variant"]) == ("plain", "ours")
     assert plain["train_tokens"] == ours["train_tokens"] > 0  # the same rows, real tokens only
-    assert ours["predict"]["scoring"]["rows_per_s"] > 0 and ours["predict"]["per_row_generate"]["rows_per_s"] > 0
+    for way in ("scoring", "whole_answer_scoring", "per_row_generate"):
+        assert ours["predict"][way]["rows_per_s"] > 0 and ours["predict"][way]["first_pass_rows_per_s"] > 0
     assert doc["end_to_end"]["wall_seconds"] > 0
     report = (tmp_path / "speed.md").read_text()
     assert "Speed-up" in report and doc["machine"] in report
