@@ -145,8 +145,10 @@ def use_bf16(model, batch: dict[str, torch.Tensor], settings: TrainSettings, dev
 def for_cpu_prediction(model, bf16: bool, device: str) -> None:
     """Ready a model that is done training to predict on CPU (elsewhere: nothing): the same
     preparation as in training, and its LoRA adapters merged into the weights, which skips two
-    extra products per layer (on iris 42 → 71 rows/s). The adapters' own weights, which ``save``
-    writes, are unchanged."""
+    extra products per layer (on iris 42 → 71 rows/s). With bf16, the rest of the merged model
+    (embeddings, norms) goes to bf16 as well, so the residual stream stops being cast back and
+    forth around every product (iris, 64 rows a batch: 82 → 96 rows/s). The adapters' own weights,
+    which ``save`` writes, and buffers such as the rotary frequencies stay as they are."""
     if device != "cpu":
         return
     prepare_cpu_model(model)
@@ -154,3 +156,7 @@ def for_cpu_prediction(model, bf16: bool, device: str) -> None:
         store_frozen_in_bf16(model)
     if hasattr(model, "merge_adapter"):  # a peft model (LIFT's LoRA); pair scorers have no adapter
         model.merge_adapter()
+        if bf16:
+            for name, param in inner_model(model).named_parameters():
+                if ".lora_" not in name and param.dtype == torch.float32:
+                    param.data = param.data.to(torch.bfloat16)

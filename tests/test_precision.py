@@ -104,3 +104,19 @@ def test_a_fitted_lift_model_predicts_merged_and_merging_changes_nothing_in_fp32
     est.lm_.model.unmerge_adapter()
     est._last = None
     np.testing.assert_allclose(est.predict_proba(Xv), merged, atol=1e-5)
+
+
+def test_a_bf16_lift_model_predicts_in_bf16_and_keeps_its_adapter_and_buffers(iris, tmp_path):  # noqa: F811
+    """After a bf16 fit the merged model runs wholly in bf16 on CPU, but LoRA's weights (what
+    ``save`` writes) stay fp32 and buffers are untouched; a reloaded adapter predicts the same."""
+    X, y, Xv, yv = iris
+    est = LiftClassifier(tiny_config(bf16_cpu=True, epochs=1), target="species").fit(X, y)
+    base = est.lm_.model.get_base_model()
+    params = dict(base.named_parameters())
+    assert all(p.dtype == torch.float32 for n, p in params.items() if ".lora_" in n)
+    assert all(p.dtype == torch.bfloat16 for n, p in params.items() if ".lora_" not in n)
+    fresh = load_model("tiny").model
+    assert {n: b.dtype for n, b in base.named_buffers()} == {n: b.dtype for n, b in fresh.named_buffers()}
+    proba = est.predict_proba(Xv)
+    loaded = load_estimator(est.save(tmp_path / "adapter"))
+    np.testing.assert_allclose(loaded.predict_proba(Xv), proba, atol=1e-6)
