@@ -113,27 +113,23 @@ class _Prefix:
         return cache
 
 
-def _left_padded(model, seqs: list[list[int]], pad_id: int, device: str, prefix: _Prefix | None = None, **kwargs):
+def _left_padded(model, seqs: list[list[int]], pad_id: int, device: str, prefix: _Prefix | None, **kwargs):
     """Forward over left-padded rows with positions counted from each row's first real token.
 
     With a shared ``prefix`` the rows lose its tokens, which the cache holds: the padding then sits
     between the prefix and each row's own tokens, masked, and positions continue from the prefix.
     The mask returned covers the prefix too."""
-    if prefix is None:
-        batch = pad_batch(seqs, pad_id, left=True)
-        mask = batch["attention_mask"]
-        return mask, model(input_ids=batch["input_ids"].to(device), attention_mask=mask.to(device),
-                           position_ids=positions(mask).to(device), **kwargs)
-    batch = pad_batch([s[prefix.length:] for s in seqs], pad_id, left=True)
+    length = prefix.length if prefix else 0
+    batch = pad_batch([s[length:] for s in seqs], pad_id, left=True)
     own = batch["attention_mask"]
-    mask = torch.cat([torch.ones((len(seqs), prefix.length), dtype=own.dtype), own], dim=1)
+    mask = torch.cat([torch.ones((len(seqs), length), dtype=own.dtype), own], dim=1)
     return mask, model(input_ids=batch["input_ids"].to(device), attention_mask=mask.to(device),
-                       position_ids=(prefix.length + own.cumsum(-1) - 1).clamp(min=0).to(device),
-                       past_key_values=prefix.for_batch(len(seqs)), **kwargs)
+                       position_ids=(positions(own) + length).to(device),
+                       past_key_values=prefix.for_batch(len(seqs)) if prefix else None, **kwargs)
 
 
 def _score_at_split(model, chunk: list[list[int]], cand: list[list[int]], split: int, pad_id: int,
-                    device: str, prefix: _Prefix | None = None) -> np.ndarray:
+                    device: str, prefix: _Prefix | None) -> np.ndarray:
     _, result = _left_padded(model, [p + cand[0][:split] for p in chunk], pad_id, device, prefix,
                              logits_to_keep=1)
     logp = torch.log_softmax(result.logits[:, -1].float(), dim=-1).cpu()
@@ -141,7 +137,7 @@ def _score_at_split(model, chunk: list[list[int]], cand: list[list[int]], split:
 
 
 def _score_whole(model, chunk: list[list[int]], cand: list[list[int]], pad_id: int, device: str,
-                 prefix: _Prefix | None = None) -> np.ndarray:
+                 prefix: _Prefix | None) -> np.ndarray:
     k, b = len(cand), len(chunk)
     width = max(len(c) for c in cand)
     mask, first = _left_padded(model, chunk, pad_id, device, prefix, use_cache=True, logits_to_keep=1)
