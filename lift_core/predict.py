@@ -50,13 +50,15 @@ def score_candidates(model, prompt_ids: Sequence[Sequence[int]], candidates: Seq
     answers such as "1" and "10" that share a first token only in part) the score is the mean
     log-probability of all a candidate's tokens, end marker included; each prompt is read once and
     its cache repeated for the K continuations. Rows are batched by prompt length to pad little,
-    and the tokens every prompt starts with (the template's opening) are read once for all rows.
+    in batches of near one size (``even_step``), and the tokens every prompt starts with (the
+    template's opening) are read once for all rows.
     """
     cand = [list(c) for c in candidates]
     split = split_point(cand) if shortcut else None
     # ``batch_size`` counts sequences: the whole-answer path continues each row K times.
-    step = batch_size if split is not None else max(1, batch_size // len(cand))
+    most = batch_size if split is not None else max(1, batch_size // len(cand))
     n = len(prompt_ids)
+    step = even_step(n, most)
     out = np.zeros((n, len(cand)), dtype=np.float64)
     order = np.argsort([len(p) for p in prompt_ids], kind="stable")
     was_training = model.training
@@ -77,6 +79,13 @@ def score_candidates(model, prompt_ids: Sequence[Sequence[int]], candidates: Seq
     finally:
         model.train(was_training)
     return out
+
+
+def even_step(n: int, most: int) -> int:
+    """Rows per batch when ``n`` rows are cut into as few batches of at most ``most`` as possible,
+    all near one size: no small last batch (150 rows by 64: 50, 50, 50, not 64, 64, 22), which on
+    CPU reads its rows slower and makes the first pass build kernels for one more shape."""
+    return -(-n // -(-n // most)) if n else most
 
 
 def shared_start(prompt_ids: Sequence[Sequence[int]]) -> int:

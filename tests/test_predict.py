@@ -7,7 +7,7 @@ import torch
 
 from lift_core.baselines import evaluate
 from lift_core.models import load_model
-from lift_core.predict import score_candidates, shared_start, split_point
+from lift_core.predict import even_step, score_candidates, shared_start, split_point
 
 
 def reference_scores(model, prompts, candidates):
@@ -69,6 +69,15 @@ def test_a_shared_start_read_once_scores_as_each_row_alone(model, shortcut):
     if shortcut:  # distinct first tokens: the log-probability of each answer's first token
         expected = reference_scores(lm.model, SHARED_START, [c[:1] for c in candidates])
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("n, most, sizes", [
+    (150, 64, [50, 50, 50]), (128, 64, [64, 64]), (129, 64, [43, 43, 43]), (5, 64, [5]), (1, 1, [1]), (7, 2, [2, 2, 2, 1]),
+])
+def test_even_step_cuts_few_batches_of_near_one_size(n, most, sizes):
+    step = even_step(n, most)
+    got = [min(step, n - s) for s in range(0, n, step)]
+    assert got == sizes and max(got) <= most
 
 
 @pytest.mark.parametrize("prompts,shared", [
