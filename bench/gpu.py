@@ -1,0 +1,155 @@
+"""Speed on a GPU: 4-bit QLoRA against bf16 LoRA and our recipe against the plain Trainer + peft
+one, on the bundled model's architecture (SmolLM2-135M) and a 0.5B one (Qwen2.5-0.5B), in one call.
+
+The models have random weights and the real architecture: exactly as fast as trained ones, and
+nothing to download (the GPU machine reaches no hub). Each architecture becomes a model folder
+(config, seeded random weights, a tokenizer) that the ordinary model path loads as a local
+folder, so every run goes through the loading, QLoRA preparation, training and scoring a user's
+run does. Each (architecture, precision, recipe) is one ``bench/speed.py`` child process, so its
+peak GPU memory is its own. Test accuracy is not reported: random weights learn nothing worth
+comparing, and per-row generate may run on to its token limit where a trained model would stop at
+the end marker (the report gives how many test answers it could not read).
+
+Here, first: save the bundled model's tokenizer, which travels (the bundled model itself cannot be
+converted there: no gguf)::
+
+    .venv/bin/python bench/gpu.py --save-tokenizer .gpu/tokenizer
+
+On the GPU machine (bitsandbytes travels as a wheel: ../shared/reference/GPU.md)::
+
+    python bench/gpu.py --tokenizer .gpu/tokenizer --out $OUT
+
+    .venv/bin/python bench/gpu.py --quick   # CPU, a tiny Llama, full precision: checks the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.iris_defaults import machine  # noqa: E402
+from bench.speed import run_variant  # noqa: E402
+from lift_core.config import TrainSettings  # noqa: E402
+from lift_core.models import BUNDLED, TINY, cuda_available, load_tokenizer  # noqa: E402
+from lift_core.resources import BUNDLED_CONFIG  # noqa: E402
+
+ARCHITECTURES = {
+    "smollm2-135m": BUNDLED_CONFIG,
+    # Qwen2.5-0.5B's published config.
+    "qwen2.5-0.5b": {"model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
+                     "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936,
+                     "max_position_embeddings": 32768, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
+                     "tie_word_embeddings": True, "use_sliding_window": False},
+    # --quick only: the smallest Llama that still runs every code path.
+    "tiny-llama": {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                   "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32, "vocab_size": 50257,
+                   "max_position_embeddings": 2048, "tie_word_embeddings": True},
+}
+
+
+def model_folder(arch: str, tokenizer, folder: Path, seed: int = 0) -> Path:
+    """A loadable model folder: the architecture's config, seeded random weights and ``tokenizer``.
+    The vocabulary is the architecture's own (the output layer's cost), never below the tokenizer's."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    spec = dict(ARCHITECTURES[arch])
+    spec["vocab_size"] = max(spec["vocab_size"], len(tokenizer))
+    config = AutoConfig.for_model(**spec, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                                  bos_token_id=tokenizer.bos_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def report(doc: dict) -> str:
+    gib = 1024 ** 3
+    lines = ["# Speed on a GPU: QLoRA against bf16 LoRA, ours against the plain recipe", "",
+             f"- **Measured:** {doc['date']} on {doc['machine']}, device `{doc['device']}`",
+             f"- **Command:** `{doc['command']}`",
+             f"- **Rows:** {doc['data']} (LIFT's split, seed {doc['seed']}), {doc['epochs']} epochs, default settings "
+             "otherwise; random weights with each architecture's real shapes (as fast as trained weights), so "
+             "accuracy is not reported.", "",
+             "## Training", "",
+             "| architecture | precision | recipe | tokens/s | s per epoch | peak memory |", "|---|---|---|---|---|---|"]
+    for r in doc["runs"]:
+        t = r["result"]
+        lines.append(f"| {r['arch']} | {r['quantization']} | {t['variant']} | {t['tokens_per_s']:.0f} | "
+                     f"{t['seconds_per_epoch']:.1f} | {t['peak_memory_bytes'] / gib:.2f} GiB |")
+    lines += ["", "## Prediction (the model `ours` trained; rows/s over every row of the table)", "",
+              "| architecture | precision | our scoring, rows/s (first pass) | per-row generate, rows/s (first pass) | "
+              "ratio | generate: unreadable test answers |", "|---|---|---|---|---|---|"]
+    for r in doc["runs"]:
+        pred = r["result"].get("predict")
+        if not pred:
+            continue
+        s, g = pred["scoring"], pred["per_row_generate"]
+        lines.append(f"| {r['arch']} | {r['quantization']} | {s['rows_per_s']:.1f} ({s['first_pass_rows_per_s']:.1f}) | "
+                     f"{g['rows_per_s']:.2f} ({g['first_pass_rows_per_s']:.2f}) | {s['rows_per_s'] / g['rows_per_s']:.1f}× | "
+                     f"{g['invalid']} of {pred['test_rows']} |")
+    return "\n".join(lines + [""])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--archs", nargs="+", default=["smollm2-135m", "qwen2.5-0.5b"], choices=list(ARCHITECTURES))
+    ap.add_argument("--precisions", nargs="+", default=["4bit", "none"], choices=["4bit", "none"],
+                    help="4bit: QLoRA (nf4); none: LoRA on the model in bf16")
+    ap.add_argument("--tokenizer", default=BUNDLED, help="'bundled', 'tiny' or a folder saved by --save-tokenizer")
+    ap.add_argument("--save-tokenizer", type=Path, help="save the tokenizer to this folder and stop")
+    ap.add_argument("--data", default="iris")
+    ap.add_argument("--epochs", type=int, default=TrainSettings().epochs)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
+    ap.add_argument("--quick", action="store_true", help="CPU, tiny Llama, full precision, 1 epoch, into a temp folder")
+    args = ap.parse_args()
+    if args.quick:
+        args.archs, args.precisions, args.tokenizer, args.epochs = ["tiny-llama"], ["none"], TINY, 1
+        if args.out == ROOT / "docs" / "benchmarks":
+            args.out = Path(tempfile.mkdtemp(prefix="bench-gpu-"))
+    tokenizer = load_tokenizer(args.tokenizer)
+    if args.save_tokenizer:
+        tokenizer.save_pretrained(args.save_tokenizer)
+        print(f"tokenizer saved in {args.save_tokenizer}")
+        return 0
+    if "4bit" in args.precisions and not cuda_available():
+        print("4-bit QLoRA needs a CUDA GPU and there is none here; run on a GPU machine, "
+              "or pass --precisions none (or --quick)", file=sys.stderr)
+        return 2
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="lift-gpu-models-") as tmp:
+        for arch in args.archs:
+            folder = model_folder(arch, tokenizer, Path(tmp) / arch, args.seed)
+            for quantization in args.precisions:
+                for name in ("plain", "ours"):
+                    try:
+                        result = run_variant(name, args.data, str(folder), args.epochs, args.seed, quantization)
+                    except RuntimeError as exc:
+                        print(f"{arch} {quantization} {name} failed:\n{exc}", file=sys.stderr)
+                        return 1
+                    runs.append({"arch": arch, "quantization": quantization, "result": result})
+                    print(f"{arch} {quantization} {name}: {result['tokens_per_s']:.0f} tokens/s", flush=True)
+    device = torch.cuda.get_device_name(0) if cuda_available() else "cpu"
+    doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "device": device,
+           "command": " ".join(["python", "bench/gpu.py", *sys.argv[1:]]), "data": args.data, "epochs": args.epochs,
+           "seed": args.seed, "runs": runs}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpu.json").write_text(json.dumps(doc, indent=1))
+    (args.out / "gpu.md").write_text(report(doc))
+    print(report(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
