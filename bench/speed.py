@@ -99,8 +99,7 @@ def variant(name: str, data: str, model: str, epochs: int, seed: int, quantizati
     r = est.train_result_
     train_s = r.seconds - r.eval_seconds
     out = {"variant": name, "device": est.lm_.device, "quantization": est.lm_.quantization, "bf16": est.bf16_,
-           "train_seconds": train_s,
-           "seconds_per_epoch": train_s / epochs, "train_tokens": r.train_tokens,
+           "train_seconds": train_s, "seconds_per_epoch": train_s / epochs, "train_tokens": r.train_tokens,
            "tokens_per_s": r.train_tokens / train_s, "test_accuracy": float(est.score(X_te, y_te))}
     if name == "ours":
         rows = pd.concat([X_tr, X_val, X_te])  # every row of the table: a steadier rate than the test rows alone
