@@ -118,15 +118,15 @@ def main() -> int:
         args.archs, args.precisions, args.tokenizer, args.epochs = ["tiny-llama"], ["none"], TINY, 1
         if args.out == ROOT / "docs" / "benchmarks":
             args.out = Path(tempfile.mkdtemp(prefix="bench-gpu-"))
-    tokenizer = load_tokenizer(args.tokenizer)
     if args.save_tokenizer:
-        tokenizer.save_pretrained(args.save_tokenizer)
+        load_tokenizer(args.tokenizer).save_pretrained(args.save_tokenizer)
         print(f"tokenizer saved in {args.save_tokenizer}")
         return 0
-    if "4bit" in args.precisions and not cuda_available():
+    if "4bit" in args.precisions and not cuda_available():  # refused before any model or tokenizer loads
         print("4-bit QLoRA needs a CUDA GPU and there is none here; run on a GPU machine, "
               "or pass --precisions none (or --quick)", file=sys.stderr)
         return 2
+    tokenizer = load_tokenizer(args.tokenizer)
     runs = []
     with tempfile.TemporaryDirectory(prefix="lift-gpu-models-") as tmp:
         for arch in args.archs:
