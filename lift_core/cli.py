@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--model", default="bundled", help="bundled | tiny | a hub id | a local model folder")
     r.add_argument("--template", help="lift_names (default) | lift | text | list | a custom text with {column} placeholders")
     r.add_argument("--question", help="the question that ends every prompt")
-    r.add_argument("--precision", type=int, help="decimals for real-valued features")
+    r.add_argument("--precision", type=int, help="decimals for real-valued features (default: automatic, at most 4 decimals as "
+                   "in LIFT's code, at least 4 significant digits)")
     r.add_argument("--verbalizer", help='JSON object mapping class values to answer texts, e.g. \'{"0": "no", "1": "yes"}\'')
     r.add_argument("--epochs", type=int)
     r.add_argument("--lr", type=float, help="learning rate")

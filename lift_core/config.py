@@ -101,7 +101,7 @@ class LiftConfig:
             (0 <= self.lora.dropout < 1, "LoRA dropout must be in [0, 1)"),
             (self.predict_mode in ("score", "generate"), "predict mode must be 'score' or 'generate'"),
             (self.prompt.precision is None or 0 <= self.prompt.precision <= 12,
-             "precision must be between 0 and 12 decimals (or unset to keep values as they are)"),
+             "precision must be between 0 and 12 decimals (or unset for automatic: at most 4, as in LIFT's code)"),
             (1 <= self.prompt.answer_digits <= 12, "answer digits must be between 1 and 12"),
             (self.eval_batch_size >= 1, "evaluation batch size must be at least 1"),
             (bool(self.prompt.end_marker.strip()), "the end marker is empty; use <eos> (the model's own end token) or a "

@@ -37,8 +37,8 @@ class PromptSpec:
 
     ``template`` is a name from TEMPLATES or a custom text with ``{column}`` placeholders (write
     ``{{`` and ``}}`` for literal braces). ``precision`` is the number of decimals for real-valued
-    features (None keeps the shortest exact form; the nameless LIFT template defaults to 2, as in
-    the paper). ``verbalizer`` maps a class value (as text) to its answer text; a class missing
+    features (None: automatic, at most 4 decimals as in LIFT's code but at least 4 significant
+    digits, trailing zeros dropped; the nameless LIFT template defaults to 2, as in the paper). ``verbalizer`` maps a class value (as text) to its answer text; a class missing
     from it answers with its own value. ``end_marker`` follows every answer so the model learns
     where an answer stops (``<eos>`` = the tokenizer's end token).
     """
@@ -85,9 +85,26 @@ def format_value(value: Any, precision: int | None, missing_word: str) -> str:
         if v.is_integer() and precision is None:
             return str(int(v))
         if precision is None:
-            return np.format_float_positional(v, trim="-")
+            return _auto_decimals(v)
         return f"{v:.{precision}f}"
     return str(value).strip()
+
+
+AUTO_DECIMALS = 4  # LIFT's code writes every real feature with "%.4f"
+AUTO_SIGNIFICANT = 4  # ... but a value under 0.001 would lose its digits to that: keep this many
+
+
+def _auto_decimals(v: float) -> str:
+    """The shortest form of ``v`` rounded to 4 decimals, or to 4 significant digits if that keeps more.
+
+    Values as a person writes them (5.1, 0.07871, 1065) stay as they are; values a program wrote at
+    full float precision (-0.3936957105780956) become LIFT's -0.3937 instead of 17 digit tokens
+    that lengthen every row and bury the digits that matter.
+    """
+    if v == 0 or not math.isfinite(v):
+        return np.format_float_positional(v, trim="-")
+    decimals = max(AUTO_DECIMALS, AUTO_SIGNIFICANT - 1 - math.floor(math.log10(abs(v))))
+    return np.format_float_positional(v, precision=decimals, unique=True, trim="-")
 
 
 def format_number_answer(y: float, digits: int = 4) -> str:

@@ -18,8 +18,8 @@ from lift_core.tableinfo import (PREVIEW_ROWS, check_end_marker, default_questio
                                  verbalizer_table)
 
 CUSTOM = "custom"
-AS_IS = "as is"
-PRECISIONS = [AS_IS] + list(range(0, 13))  # a selectbox shows None as "no choice", hence a word
+AUTO = "auto"
+PRECISIONS = [AUTO] + list(range(0, 13))  # a selectbox shows None as "no choice", hence a word
 
 st.set_page_config(page_title="Prompts · LIFT Studio", layout="wide")
 state = st.session_state
@@ -90,10 +90,12 @@ else:
 
 c1, c2, c3 = st.columns(3)
 with c1:
-    seed("precision", AS_IS if spec.precision is None else spec.precision, PRECISIONS)
+    seed("precision", AUTO if spec.precision is None else spec.precision, PRECISIONS)
     decimals = st.selectbox("Decimals for numbers", PRECISIONS, key="precision",
-                            help="'as is' writes values as they are (the nameless LIFT template uses 2).")
-    precision = None if decimals == AS_IS else int(decimals)
+                            help="'auto' rounds to 4 decimals as LIFT's code does, keeps 4 significant digits of "
+                                 "smaller values and drops trailing zeros: 5.1 stays 5.1, 0.07871 stays, "
+                                 "-0.3936957105780956 becomes -0.3937 (the nameless LIFT template uses 2).")
+    precision = None if decimals == AUTO else int(decimals)
 with c2:
     seed("end_marker", spec.end_marker)
     end_marker = st.text_input("End marker", key="end_marker",

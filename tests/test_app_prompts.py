@@ -31,7 +31,7 @@ def _page(model: str = "tiny") -> AppTest:
 
 
 def _text(v: float) -> str:
-    """A value as the serializer writes it with precision "as is"."""
+    """A value as the serializer writes it with precision "auto" (iris has one decimal: as written)."""
     return str(int(v)) if float(v).is_integer() else str(v)
 
 

@@ -56,10 +56,19 @@ def test_missing_values_are_written_as_a_word():
 
 def test_precision():
     assert format_value(3.14159, 2, "m") == "3.14"
-    assert format_value(3.14159, None, "m") == "3.14159"
+    assert format_value(3.14159, None, "m") == "3.1416"
     assert format_value(2.0, None, "m") == "2"
     assert format_value(np.int64(7), 3, "m") == "7"
     assert ser(precision=0).prompt(ROW).startswith("When we have sepal length=5, petal width (cm)=0,")
+
+
+@pytest.mark.parametrize("value, text", [
+    (5.1, "5.1"), (1065.0, "1065"), (-0.3936957105780956, "-0.3937"),  # LIFT's %.4f, zeros dropped
+    (0.07871, "0.07871"), (0.0006185, "0.0006185"), (-1e-05, "-0.00001"),  # 4 significant digits kept
+    (123.456789, "123.4568"), (0.30000000000000004, "0.3"), (9.99996, "10"), (0.0, "0"),
+])
+def test_automatic_precision_shortens_machine_floats_and_keeps_written_values(value, text):
+    assert format_value(value, None, "m") == text
 
 
 def test_verbalizer_and_duplicate_answers():
