@@ -38,8 +38,9 @@ class PromptSpec:
     ``template`` is a name from TEMPLATES or a custom text with ``{column}`` placeholders (write
     ``{{`` and ``}}`` for literal braces). ``precision`` is the number of decimals for real-valued
     features (None: automatic, at most 4 decimals as in LIFT's code but at least 4 significant
-    digits, trailing zeros dropped; the nameless LIFT template defaults to 2, as in the paper). ``verbalizer`` maps a class value (as text) to its answer text; a class missing
-    from it answers with its own value. ``end_marker`` follows every answer so the model learns
+    digits, trailing zeros dropped; the nameless LIFT template defaults to 2, as in the paper).
+    ``verbalizer`` maps a class value (as text) to its answer text; a class missing from it answers
+    with its own value. ``end_marker`` follows every answer so the model learns
     where an answer stops (``<eos>`` = the tokenizer's end token).
     """
 
@@ -91,7 +92,7 @@ def format_value(value: Any, precision: int | None, missing_word: str) -> str:
 
 
 AUTO_DECIMALS = 4  # LIFT's code writes every real feature with "%.4f"
-AUTO_SIGNIFICANT = 4  # ... but a value under 0.001 would lose its digits to that: keep this many
+AUTO_SIGNIFICANT = 4  # ... but below 0.1 that drops digits (0.07871 -> 0.0787): keep at least this many
 
 
 def _auto_decimals(v: float) -> str:
