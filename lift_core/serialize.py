@@ -102,7 +102,7 @@ def _auto_decimals(v: float) -> str:
     full float precision (-0.3936957105780956) become LIFT's -0.3937 instead of 17 digit tokens
     that lengthen every row and bury the digits that matter.
     """
-    if v == 0 or not math.isfinite(v):
+    if not math.isfinite(v):  # zero never gets here: format_value writes whole numbers first
         return np.format_float_positional(v, trim="-")
     decimals = max(AUTO_DECIMALS, AUTO_SIGNIFICANT - 1 - math.floor(math.log10(abs(v))))
     return np.format_float_positional(v, precision=decimals, unique=True, trim="-")
