@@ -43,7 +43,8 @@ def run_cell(data: str, seed: int, model: str, extra: list[str]) -> dict:
                                                                                 "invalid_rate")
     lm = doc["models"]["lift"]
     return {"data": data, "seed": seed, "task": doc["task"], "n_train": doc["n_train"], "n_test": doc["n_test"],
-            "lift": {k: lm.get(k) for k in keep}, "train_seconds": lm["train_seconds"], "wall_seconds": wall,
+            "lift": {k: lm.get(k) for k in keep}, "learning_rate": lm.get("learning_rate"),
+            "best_epoch": lm.get("best_epoch"), "train_seconds": lm["train_seconds"], "wall_seconds": wall,
             "baselines": {k: v.get(main) for k, v in doc["models"].items() if k != "lift" and v.get(main) is not None}}
 
 

@@ -28,7 +28,7 @@ def main() -> int:
     ap.add_argument("--data", default="iris")
     ap.add_argument("--model", default="bundled")
     ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=TrainSettings().learning_rate)
+    ap.add_argument("--lr", type=float, help="learning rate (default: automatic)")
     ap.add_argument("--leak", action="store_true", help="add the target as a feature column named 'hint'")
     args = ap.parse_args()
     table = load_table(RunRequest(data=args.data))
@@ -36,7 +36,7 @@ def main() -> int:
     if args.leak:
         X_tr, X_val, X_te = X_tr.assign(hint=y_tr), X_val.assign(hint=y_val), X_te.assign(hint=y_te)
     cfg = LiftConfig(method=args.method, model=args.model,
-                     train=TrainSettings(epochs=args.epochs, learning_rate=args.lr))
+                     train=TrainSettings(epochs=args.epochs, learning_rate=args.lr or TrainSettings().learning_rate))
     p = table.prepared
     est = make_estimator(p.task, cfg, p.target, list(p.classes))
     events: list[dict] = []
@@ -45,7 +45,7 @@ def main() -> int:
     losses = [e["loss"] for e in events if e["kind"] == "train"]
     per_epoch = len(losses) // args.epochs
     print(f"{args.method} on {args.data}{' (target leaked as a feature)' if args.leak else ''}, "
-          f"lr {args.lr}, {args.epochs} epochs, {est.n_trainable_:,} trained parameters, "
+          f"lr {est.train_result_.learning_rate:.2g}, {args.epochs} epochs, {est.n_trainable_:,} trained parameters, "
           f"{time.time() - started:.0f} s")
     print("mean training loss per epoch:",
           [round(float(np.mean(losses[i * per_epoch:(i + 1) * per_epoch])), 3) for i in range(args.epochs)])

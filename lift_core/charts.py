@@ -24,7 +24,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from lift_core.baselines import BASELINE_LABELS
-from lift_core.config import METHOD_LABELS
+from lift_core.config import AUTO, METHOD_LABELS
 from lift_core.errors import LiftError
 from lift_core.metrics import main_metric, summarize
 from lift_core.store import RunStore
@@ -634,9 +634,13 @@ def run_settings(run: dict) -> dict[str, Any]:
     template = prompt.get("template")
     if template and len(template) > 40:
         template = template[:39] + "…"
+    rate = train.get("learning_rate")
+    used = (((run.get("metrics") or {}).get("models") or {}).get("lift") or {}).get("learning_rate")
+    if rate == AUTO and used is not None:
+        rate = f"auto ({used:.1e})"
     return {
         "data set": request.get("data"), "target": request.get("target"), "template": template,
-        "model": lift.get("model"), "epochs": train.get("epochs"), "learning rate": train.get("learning_rate"),
+        "model": lift.get("model"), "epochs": train.get("epochs"), "learning rate": rate,
         "method": lift.get("method", "lift"),
         "batch size": train.get("batch_size"), "LoRA r": lora.get("r"), "predict mode": lift.get("predict_mode"),
         "seed": request.get("seed"), "training seed": train.get("seed"),

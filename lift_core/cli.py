@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from lift_core.config import METHODS
+from lift_core.config import AUTO, METHODS
 from lift_core.errors import LiftError
 
 
@@ -23,6 +23,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
+
+
+def _learning_rate(text: str) -> float | str:
+    if text == AUTO:
+        return AUTO
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'auto'; write e.g. 5e-4") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                    "in LIFT's code, at least 4 significant digits)")
     r.add_argument("--verbalizer", help='JSON object mapping class values to answer texts, e.g. \'{"0": "no", "1": "yes"}\'')
     r.add_argument("--epochs", type=int)
-    r.add_argument("--lr", type=float, help="learning rate")
+    r.add_argument("--lr", type=_learning_rate, help="learning rate, or 'auto' (default: 2e-3 up to 32 steps an epoch, "
+                   "falling as 1/sqrt(steps an epoch) beyond)")
     r.add_argument("--batch-size", type=int)
     r.add_argument("--lora-r", type=int)
     r.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement (0 = off)")

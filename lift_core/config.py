@@ -6,6 +6,7 @@ The defaults were chosen by measurement on iris with the bundled model on a 2-co
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -21,10 +22,25 @@ class LoraSettings:
     target_modules: str | list[str] = "all-linear"
 
 
+AUTO = "auto"
+AUTO_LR_BASE = 2e-3  # chosen on iris, 24 steps an epoch at batch 4 (docs/iris-defaults.md)
+AUTO_LR_STEPS = 32  # steps an epoch up to which the base rate holds
+
+
+def auto_learning_rate(train_rows: int, batch_size: int, grad_accum: int = 1) -> float:
+    """The base rate up to 32 steps an epoch, then falling as 1/sqrt(steps an epoch).
+
+    2e-3 overshot on circles (320 steps an epoch: validation stuck at 0.50); the rate this gives
+    circles, 6.3e-4, scored 80.00 (docs/benchmarks/circles-lr.md). Small tables keep 2e-3.
+    """
+    steps = max(1, math.ceil(train_rows / (batch_size * grad_accum)))
+    return AUTO_LR_BASE * min(1.0, math.sqrt(AUTO_LR_STEPS / steps))
+
+
 @dataclass
 class TrainSettings:
     epochs: int = 8
-    learning_rate: float = 2e-3
+    learning_rate: float | str = AUTO  # "auto": auto_learning_rate of the training rows
     batch_size: int = 4
     grad_accum: int = 1
     warmup_ratio: float = 0.1
@@ -32,6 +48,12 @@ class TrainSettings:
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 = never
     seed: int = 0
     bf16_cpu: bool | str = "auto"  # bf16 autocast on CPU: "auto" measures which is faster, once per model and CPU
+
+    def resolved_learning_rate(self, train_rows: int) -> float:
+        """The rate a fit on ``train_rows`` rows uses."""
+        if self.learning_rate == AUTO:
+            return auto_learning_rate(train_rows, self.batch_size, self.grad_accum)
+        return float(self.learning_rate)
 
 
 METHODS = ("lift", "ltuning-prefix", "ltuning-prompt", "prefix", "prompt")
@@ -92,7 +114,8 @@ class LiftConfig:
             (self.pair.virtual_tokens >= 1, "the number of virtual tokens must be at least 1"),
             (self.pair.prefix_hidden >= 1, "the prefix MLP's hidden width must be at least 1"),
             (t.epochs >= 1, "epochs must be at least 1"),
-            (0 < t.learning_rate < 1, "learning rate must be between 0 and 1 (try 2e-3)"),
+            (t.learning_rate == AUTO or (isinstance(t.learning_rate, (int, float)) and 0 < t.learning_rate < 1),
+             f"learning rate must be 'auto' or a number between 0 and 1 (not {t.learning_rate!r}); try 'auto'"),
             (t.batch_size >= 1, "batch size must be at least 1"),
             (t.grad_accum >= 1, "gradient accumulation must be at least 1"),
             (0 <= t.warmup_ratio < 1, "warmup ratio must be in [0, 1)"),

@@ -217,7 +217,8 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
     if result.cancelled:
         raise RunCancelled()
     lift_metrics = {**lift["metrics"], "method": request.lift.method, "trainable_parameters": int(est.n_trainable_),
-                    "best_epoch": result.best_epoch, "train_seconds": result.seconds,
+                    "best_epoch": result.best_epoch, "learning_rate": result.learning_rate,
+                    "train_seconds": result.seconds,
                     "tokens_per_s": (result.train_tokens / (result.seconds - result.eval_seconds)
                                      if result.seconds > result.eval_seconds else None),
                     "device": est.lm_.device, "quantization": est.lm_.quantization}

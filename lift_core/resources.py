@@ -166,12 +166,14 @@ def memory_estimate(model_ref: str, quantization: str, lora: LoraSettings, batch
     }
 
 
-def draft_seq_len(request) -> int:
-    """The longest training example of a request in tokens (prompt + answer), for the estimate."""
+def draft_sizes(request) -> tuple[int, int]:
+    """A request's longest training example in tokens (prompt + answer), for the memory estimate,
+    and its number of training rows, for the automatic learning rate."""
     from lift_core.experiment import load_table, prompt_lengths
 
-    lengths, longest, _ = prompt_lengths(load_table(request), request.lift)
-    return max(lengths) + longest
+    table = load_table(request)
+    lengths, longest, _ = prompt_lengths(table, request.lift)
+    return max(lengths) + longest, len(table.split.train)
 
 
 def format_bytes(n: float) -> str:

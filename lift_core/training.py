@@ -74,6 +74,7 @@ class TrainResult:
     seconds: float = 0.0  # wall time of the whole fit, validation included
     eval_seconds: float = 0.0
     train_tokens: int = 0
+    learning_rate: float | None = None  # the rate used: "auto" resolved for the training rows
 
 
 def _make_callback(validate: Validate | None, on_event: Event | None, should_stop: Callable[[], bool] | None,
@@ -154,14 +155,15 @@ def train_adapter(model, train_features: list[dict], collator, settings: TrainSe
     from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
     set_seed(settings.seed)
-    result = TrainResult(best_epoch=None, best_score=None)
+    result = TrainResult(best_epoch=None, best_score=None,
+                         learning_rate=settings.resolved_learning_rate(len(train_features)))
     callback = _make_callback(validate, on_event, should_stop, settings.early_stopping_patience, collator, result)
     cuda = device == "cuda"
     with tempfile.TemporaryDirectory(prefix="lift-trainer-") as out:
         args = TrainingArguments(
             output_dir=out, per_device_train_batch_size=settings.batch_size,
             gradient_accumulation_steps=settings.grad_accum, num_train_epochs=settings.epochs,
-            learning_rate=settings.learning_rate, warmup_steps=settings.warmup_ratio,
+            learning_rate=result.learning_rate, warmup_steps=settings.warmup_ratio,
             weight_decay=settings.weight_decay, lr_scheduler_type="linear", seed=settings.seed,
             data_seed=settings.seed, logging_steps=1, save_strategy="no", eval_strategy="no",
             report_to="none", disable_tqdm=True, use_cpu=not cuda, bf16=bf16,

@@ -7,13 +7,13 @@ import streamlit as st
 
 from lift_core import jobs
 from lift_core.builtin import BUILTIN
-from lift_core.config import METHOD_LABELS, METHODS, PAIR_METHODS, LiftConfig
+from lift_core.config import AUTO, METHOD_LABELS, METHODS, PAIR_METHODS, LiftConfig, auto_learning_rate
 from lift_core.draft import resume_draft
 from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest
 from lift_core.models import BUNDLED, QUANTIZATION_MODES, TINY
 from lift_core.progress import RUN_STATE_KEY, format_duration, progress_view, train_loss_figure, validation_figure
-from lift_core.resources import device_summary, draft_seq_len, format_bytes, memory_estimate, will_use_4bit
+from lift_core.resources import device_summary, draft_sizes, format_bytes, memory_estimate, will_use_4bit
 from lift_core.serialize import TEMPLATES
 from lift_core.store import ACTIVE, RunStore
 
@@ -39,10 +39,11 @@ def page_of(step: str) -> str | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def seq_len_of(request_json: str) -> int | None:
-    """The draft's longest example in tokens; None when its table or tokenizer cannot be read yet."""
+def sizes_of(request_json: str) -> tuple[int, int] | None:
+    """The draft's longest example in tokens and its training rows; None when its table or tokenizer
+    cannot be read yet."""
     try:
-        return draft_seq_len(RunRequest.from_dict(json.loads(request_json)))
+        return draft_sizes(RunRequest.from_dict(json.loads(request_json)))
     except LiftError:
         return None
 
@@ -53,6 +54,23 @@ def setting(label: str, section, defaults, attr: str, help: str, **kwargs) -> No
     value = st.number_input(label, value=getattr(section, attr), key=f"setting_{attr}",
                             help=f"{help} Default: {default}.", **kwargs)
     setattr(section, attr, value)
+
+
+def learning_rate_setting(train, train_rows: int | None) -> None:
+    """Automatic (the default: it falls on larger tables) or a number the user types."""
+    auto = st.checkbox("Automatic learning rate", value=train.learning_rate == AUTO, key="learning_rate_auto",
+                       help="2e-3 up to 32 optimizer steps an epoch, then falling as 1/√(steps an epoch): "
+                            "a rate that suits iris overshoots on a table of a thousand rows.")
+    if auto:
+        train.learning_rate = AUTO
+        if train_rows is not None:
+            rate = auto_learning_rate(train_rows, train.batch_size, train.grad_accum)
+            st.caption(f"{rate:.1e} for {train_rows} training rows at batch {train.batch_size * train.grad_accum}.")
+        return
+    if train.learning_rate == AUTO:  # just unticked: start from what automatic would have used
+        train.learning_rate = float(f"{auto_learning_rate(train_rows or 0, train.batch_size, train.grad_accum):.1e}")
+    setting("Learning rate", train, DEFAULTS.train, "learning_rate", "Step size of the optimizer (AdamW).",
+            min_value=1e-6, max_value=0.5, step=1e-4, format="%.1e")
 
 
 def live_run(run_id: str, drawn_active: bool) -> None:
@@ -190,11 +208,13 @@ with quant_col:
         st.info("4-bit QLoRA: yes" if will_use_4bit(quantization) else "4-bit QLoRA: no (LoRA in full precision)")
     except LiftError as exc:
         st.error(str(exc))
+sizes = None
 if model_ready:
     with mem_col, st.spinner("Estimating memory …"):
-        lengths_key = draft.to_dict()  # the table and, of the settings, only what sets the prompts' lengths
-        lengths_key["lift"] = {k: lengths_key["lift"][k] for k in ("model", "prompt", "trust_remote_code")}
-        seq_len = seq_len_of(json.dumps(lengths_key, sort_keys=True, default=str)) or FALLBACK_SEQ_LEN
+        sizes_key = draft.to_dict()  # the table and, of the settings, only what sets the prompts' lengths
+        sizes_key["lift"] = {k: sizes_key["lift"][k] for k in ("model", "prompt", "trust_remote_code")}
+        sizes = sizes_of(json.dumps(sizes_key, sort_keys=True, default=str))
+        seq_len = sizes[0] if sizes else FALLBACK_SEQ_LEN
         try:
             estimate = memory_estimate(draft.lift.model, quantization, draft.lift.lora, draft.lift.train.batch_size,
                                        seq_len, draft.lift.trust_remote_code)
@@ -242,18 +262,17 @@ with c[0]:
             "Share of the steps over which the learning rate ramps up.",
             min_value=0.0, max_value=0.95, step=0.05, format="%.2f")
 with c[1]:
-    setting("Learning rate", train, DEFAULTS.train, "learning_rate", "Step size of the optimizer (AdamW).",
-            min_value=1e-6, max_value=0.5, step=1e-4, format="%.1e")
-    setting("Weight decay", train, DEFAULTS.train, "weight_decay", "L2 penalty on the LoRA weights.",
-            min_value=0.0, max_value=1.0, step=0.01, format="%.2f")
-with c[2]:
     setting("Batch size", train, DEFAULTS.train, "batch_size", "Rows per step; larger needs more memory.",
             min_value=1, step=1)
-    setting("Early-stopping patience", train, DEFAULTS.train, "early_stopping_patience",
-            "Stop after this many epochs without a better validation score; 0 = never.", min_value=0, step=1)
-with c[3]:
     setting("Gradient accumulation", train, DEFAULTS.train, "grad_accum",
             "Batches added up before each step: a larger effective batch without more memory.", min_value=1, step=1)
+with c[2]:  # after the batch settings: the automatic rate depends on them
+    learning_rate_setting(train, sizes[1] if sizes else None)
+    setting("Weight decay", train, DEFAULTS.train, "weight_decay", "L2 penalty on the LoRA weights.",
+            min_value=0.0, max_value=1.0, step=0.01, format="%.2f")
+with c[3]:
+    setting("Early-stopping patience", train, DEFAULTS.train, "early_stopping_patience",
+            "Stop after this many epochs without a better validation score; 0 = never.", min_value=0, step=1)
     setting("Training seed", train, DEFAULTS.train, "seed",
             "Makes the training repeatable (LoRA initialization, batch order); the split's seed is on the Data page.",
             min_value=0, step=1)

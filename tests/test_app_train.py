@@ -28,7 +28,8 @@ def test_the_page_shows_the_draft_device_and_default_settings():
     defaults = LiftConfig()
     assert at.radio(key="model_kind").value == "bundled"
     assert at.number_input(key="setting_epochs").value == defaults.train.epochs
-    assert at.number_input(key="setting_learning_rate").value == defaults.train.learning_rate
+    assert defaults.train.learning_rate == "auto" and at.checkbox(key="learning_rate_auto").value
+    assert any("2.0e-03 for 96 training rows at batch 4" in c.value for c in at.caption)  # iris: 24 steps an epoch
     assert at.number_input(key="setting_r").value == defaults.lora.r
     assert f"Default: {TrainSettings().epochs}." in at.number_input(key="setting_epochs").help
     assert any("iris" in m.value for m in at.markdown)
@@ -41,6 +42,8 @@ def test_settings_survive_a_visit_to_another_page():
     at = train_page()
     at.radio(key="model_kind").set_value("tiny").run()
     at.number_input(key="setting_epochs").set_value(3).run()
+    at.checkbox(key="learning_rate_auto").uncheck().run()
+    assert at.number_input(key="setting_learning_rate").value == 2e-3  # starts from what automatic gave
     at.number_input(key="setting_learning_rate").set_value(5e-4).run()
     at.switch_page("app.py").run()
     assert at.title[0].value == "LIFT Studio"
@@ -48,6 +51,7 @@ def test_settings_survive_a_visit_to_another_page():
     assert not at.exception
     assert at.radio(key="model_kind").value == "tiny"
     assert at.number_input(key="setting_epochs").value == 3
+    assert not at.checkbox(key="learning_rate_auto").value
     assert at.number_input(key="setting_learning_rate").value == 5e-4
 
 

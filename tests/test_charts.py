@@ -253,6 +253,16 @@ def test_compare_table_shows_what_differs():
     assert table["best baseline's score"].tolist() == [0.8, 0.95]
 
 
+def test_an_automatic_rate_shows_the_rate_the_run_used():
+    a, b = fake_run("A"), fake_run("B")
+    for run, used in ((a, 6.32e-4), (b, None)):  # b: a run from before rates were recorded
+        run["config"]["request"]["lift"]["train"]["learning_rate"] = "auto"
+        run["metrics"]["models"]["lift"]["learning_rate"] = used
+    assert charts.run_settings(a)["learning rate"] == "auto (6.3e-04)"
+    assert charts.run_settings(b)["learning rate"] == "auto"
+    assert charts.run_settings(fake_run("C"))["learning rate"] == 2e-3
+
+
 def test_seed_siblings_are_the_same_settings_with_other_seeds():
     runs = [fake_run("s2", seed=2), fake_run("s0", seed=0), fake_run("other", seed=1, epochs=3),
             fake_run("s1", seed=1)]

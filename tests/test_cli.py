@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lift_core.cli import main
+from lift_core.cli import _parser, _request, main
 from lift_core.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -285,3 +285,16 @@ def test_a_method_run_trains_evaluates_exports_and_predicts(capsys, tmp_path, ro
     code = main(["predict", "--adapter", str(tmp_path / "out" / "adapter.zip"), "--data", str(rows_csv),
                  "--out", str(tmp_path / "pred.csv")])
     assert code == 0 and len((tmp_path / "pred.csv").read_text().splitlines()) == 3
+
+
+def test_a_learning_rate_that_is_not_a_number_or_auto(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--data", "iris", "--lr", "fast"])
+    assert exc.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "'fast' is not a number or 'auto'" in lines[0]
+
+
+@pytest.mark.parametrize("given, kept", [("auto", "auto"), ("5e-4", 5e-4)])
+def test_lr_takes_auto_or_a_number(given, kept):
+    assert _request(_parser().parse_args(["run", "--data", "iris", "--lr", given])).lift.train.learning_rate == kept

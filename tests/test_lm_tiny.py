@@ -194,3 +194,16 @@ def test_tail_logits_give_the_same_loss_and_gradients_as_full_logits(bundled):
     torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-4, atol=1e-5)
     for full, tail in zip(results[0][1], results[1][1]):
         torch.testing.assert_close(full, tail, rtol=1e-3, atol=1e-5)
+
+
+def test_the_automatic_rate_is_the_one_the_optimizer_uses():
+    b = load_builtin("iris")
+    X, y = b.frame.drop(columns=b.target), b.frame[b.target].to_numpy()
+    events = []
+    # 150 rows at batch 2 are 75 steps an epoch: auto gives 2e-3·√(32/75) ≈ 1.3e-3, not 2e-3.
+    cfg = tiny_config(epochs=1, learning_rate="auto", batch_size=2, warmup_ratio=0.0)
+    est = LiftClassifier(cfg, target="species").fit(X, y, on_event=events.append)
+    rate = est.train_result_.learning_rate
+    assert rate == pytest.approx(2e-3 * (32 / 75) ** 0.5)
+    used = [e["learning_rate"] for e in events if e["kind"] == "train"]
+    assert len(used) == 75 and max(used) <= rate and max(used) > 0.95 * rate  # linear decay from the rate

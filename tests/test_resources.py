@@ -8,7 +8,7 @@ from lift_core.config import LiftConfig, LoraSettings
 from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest, load_table, prompt_lengths
 from lift_core.models import load_model
-from lift_core.resources import (draft_seq_len, format_bytes, lora_parameters, memory_estimate, model_shape,
+from lift_core.resources import (draft_sizes, format_bytes, lora_parameters, memory_estimate, model_shape,
                                  will_use_4bit)
 from lift_core.training import attach_lora, trainable_parameters
 
@@ -117,10 +117,12 @@ def test_a_model_that_cannot_be_found_is_a_clear_error(tmp_path):
         memory_estimate("tiny", "2bit", LoraSettings(), 4, 64)
 
 
-def test_the_drafts_longest_example_in_tokens():
+def test_the_drafts_longest_example_in_tokens_and_its_training_rows():
     request = RunRequest(data="iris", lift=LiftConfig(model="tiny"))
-    lengths, longest, _ = prompt_lengths(load_table(request), request.lift)
-    assert draft_seq_len(request) == max(lengths) + longest > 20
+    table = load_table(request)
+    lengths, longest, _ = prompt_lengths(table, request.lift)
+    assert draft_sizes(request) == (max(lengths) + longest, len(table.split.train))
+    assert max(lengths) + longest > 20 and len(table.split.train) == 96  # iris: 150 rows, LIFT's 64/16/20 split
 
 
 def test_bytes_read_like_people_write_them():
