@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lift_core.config import METHODS, LiftConfig, TrainSettings  # noqa: E402
+from lift_core.config import AUTO, METHODS, LiftConfig, TrainSettings  # noqa: E402
 from lift_core.experiment import RunRequest, _parts, load_table, make_estimator  # noqa: E402
 
 
@@ -36,7 +36,7 @@ def main() -> int:
     if args.leak:
         X_tr, X_val, X_te = X_tr.assign(hint=y_tr), X_val.assign(hint=y_val), X_te.assign(hint=y_te)
     cfg = LiftConfig(method=args.method, model=args.model,
-                     train=TrainSettings(epochs=args.epochs, learning_rate=args.lr or TrainSettings().learning_rate))
+                     train=TrainSettings(epochs=args.epochs, learning_rate=args.lr or AUTO))
     p = table.prepared
     est = make_estimator(p.task, cfg, p.target, list(p.classes))
     events: list[dict] = []

@@ -7,7 +7,7 @@ import streamlit as st
 
 from lift_core import jobs
 from lift_core.builtin import BUILTIN
-from lift_core.config import AUTO, METHOD_LABELS, METHODS, PAIR_METHODS, LiftConfig, auto_learning_rate
+from lift_core.config import AUTO, METHOD_LABELS, METHODS, PAIR_METHODS, LiftConfig
 from lift_core.draft import resume_draft
 from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest
@@ -64,11 +64,11 @@ def learning_rate_setting(train, train_rows: int | None) -> None:
     if auto:
         train.learning_rate = AUTO
         if train_rows is not None:
-            rate = auto_learning_rate(train_rows, train.batch_size, train.grad_accum)
+            rate = train.resolved_learning_rate(train_rows)
             st.caption(f"{rate:.1e} for {train_rows} training rows at batch {train.batch_size * train.grad_accum}.")
         return
     if train.learning_rate == AUTO:  # just unticked: start from what automatic would have used
-        train.learning_rate = float(f"{auto_learning_rate(train_rows or 0, train.batch_size, train.grad_accum):.1e}")
+        train.learning_rate = float(f"{train.resolved_learning_rate(train_rows or 0):.1e}")
     setting("Learning rate", train, DEFAULTS.train, "learning_rate", "Step size of the optimizer (AdamW).",
             min_value=1e-6, max_value=0.5, step=1e-4, format="%.1e")
 
