@@ -63,10 +63,31 @@ def quick_out(out: Path, name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"bench-{name}-")) if out == DEFAULT_OUT else out
 
 
+def covering(old: dict, old_command: str | None, new: dict, new_command: str,
+             same: tuple[str, ...]) -> tuple[dict, str]:
+    """The settings and command for a JSON that holds cells of an earlier run and of this one.
+
+    List settings outside ``same`` are merged (earlier order first); the command is the one run
+    whose lists cover the merge, or both, joined by "; ", when neither does alone.
+    """
+    merged, new_covers, old_covers = dict(new), True, True
+    for key, value in new.items():
+        if key in same or not isinstance(value, list) or not isinstance(old.get(key), list):
+            continue
+        merged[key] = [*old[key], *[v for v in value if v not in old[key]]]
+        new_covers &= set(map(str, value)) >= set(map(str, merged[key]))
+        old_covers &= set(map(str, old[key])) >= set(map(str, merged[key]))
+    if new_covers or not old_command:
+        return merged, new_command
+    return merged, old_command if old_covers else f"{old_command}; {new_command}"
+
+
 class Cells:
     """A benchmark's raw JSON, growing one measured cell at a time, so a run resumes where it stopped.
 
     Cells measured with other values of the ``same`` settings are never mixed in: the run is refused.
+    The other list settings (data sets, seeds) say what the JSON covers, so a run of a few cells into
+    a larger JSON widens them and keeps the command that reproduces all of it (see ``covering``).
     """
 
     def __init__(self, path: Path, settings: dict, same: tuple[str, ...], command: str) -> None:
@@ -80,6 +101,9 @@ class Cells:
                   file=sys.stderr)
             raise SystemExit(2)
         self.machine = machine()
+        self.command = command
+        if self.doc["cells"]:
+            settings, command = covering(old, self.doc.get("command"), settings, command, same)
         self.doc.update(settings=settings, machine=self.machine, command=command)
         self.measured = 0
 
@@ -91,7 +115,7 @@ class Cells:
         from datetime import datetime, timezone
 
         cell.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=self.machine,
-                    commit=commit())
+                    commit=commit(), command=self.command)
         self.doc["cells"].append(cell)
         self.measured += 1
         self.path.parent.mkdir(parents=True, exist_ok=True)
