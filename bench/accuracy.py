@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ def run_cell(data: str, seed: int, model: str, extra: list[str]) -> dict:
     lm = doc["models"]["lift"]
     return {"data": data, "seed": seed, "task": doc["task"], "n_train": doc["n_train"], "n_test": doc["n_test"],
             "lift": {k: lm.get(k) for k in keep}, "learning_rate": lm.get("learning_rate"),
-            "best_epoch": lm.get("best_epoch"), "train_seconds": lm["train_seconds"], "wall_seconds": wall,
+            "best_epoch": lm.get("best_epoch"), "bf16": lm.get("bf16"), "train_seconds": lm["train_seconds"], "wall_seconds": wall,
             "baselines": {k: v.get(main) for k, v in doc["models"].items() if k != "lift" and v.get(main) is not None}}
 
 
@@ -72,7 +73,8 @@ def summary(cells: list[dict]) -> list[dict]:
         row = {"data": data, "task": task, "n": len(got), "mean": mean, "std": std,
                "best_baseline": best, "best_baseline_mean": float(np.mean(base[best])) if best else None,
                "gptj": paper.get("LIFT/GPT-J"), "gpt3": paper.get("LIFT/GPT-3"),
-               "train_seconds": float(np.mean([c["train_seconds"] for c in got]))}
+               "train_seconds": float(np.mean([c["train_seconds"] for c in got])),
+               "machines": len({c.get("machine") for c in got})}
         if task == "regression":
             row["filtered_mean"] = _ms([c["lift"]["rae_filtered"] for c in got])[0]
         if row["gptj"] is not None and task == "classification" and len(got) > 1:  # one seed has no std
@@ -112,7 +114,7 @@ def report(doc: dict) -> str:
     cells = doc["cells"]
     lines = ["# LIFT's benchmarks, offline", "",
              f"- **Measured:** cells from {min(c['date'] for c in cells)[:10]} to {max(c['date'] for c in cells)[:10]} "
-             f"on {doc['machine']}; each cell's date and commit are in `accuracy.json`.",
+             f"on {machines(cells)}; each cell's date, machine and commit are listed at the end.",
              f"- **Command:** `{doc['command']}`",
              f"- **Settings:** model `{doc['settings']['model']}`, extra arguments "
              f"`{' '.join(doc['settings']['extra']) or '(none: every default)'}`; LIFT's split per seed; "
@@ -128,7 +130,7 @@ def report(doc: dict) -> str:
             lines.append(f"| {r['data']} | {r['n']} | {r['mean']:.2f} ± {r['std']:.2f} | "
                          f"{BASELINE_LABELS.get(r['best_baseline'], r['best_baseline'])} {r['best_baseline_mean']:.2f} | "
                          f"{'' if r['gptj'] is None else r['gptj']} | {'' if r['gpt3'] is None else r['gpt3']} | "
-                         f"{within} | {r['train_seconds']:.0f} |")
+                         f"{within} | {_seconds(r)} |")
         compared = [r for r in cls if "within_one_std" in r]
         lines += ["", f"Within one std of LIFT/GPT-J 6B (or above it): **{sum(r['within_one_std'] for r in compared)} "
                   f"of {len(compared)}** data sets the paper reports and we measured on more than one seed.", "", *mermaid(rows, doc["settings"]["model"]), ""]
@@ -140,12 +142,37 @@ def report(doc: dict) -> str:
         for r in reg:
             lines.append(f"| {r['data']} | {r['n']} | {r['mean']:.3f} ± {r['std']:.3f} | {r['filtered_mean']:.3f} | "
                          f"{BASELINE_LABELS.get(r['best_baseline'], r['best_baseline'])} {r['best_baseline_mean']:.3f} | "
-                         f"{r['gptj']} | {r['gpt3']} | {r['train_seconds']:.0f} |")
+                         f"{r['gptj']} | {r['gpt3']} | {_seconds(r)} |")
         lines.append("")
     missing = [d for d in doc["settings"]["datasets"] if d not in {r["data"] for r in rows}]
     if missing:
         lines += [f"Not yet measured: {', '.join(missing)}.", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + cell_table(cells))
+
+
+def _seconds(row: dict) -> str:
+    return f"{row['train_seconds']:.0f}" + (f" ({row['machines']} machines: see the cells)" if row["machines"] > 1 else "")
+
+
+def machines(cells: list[dict]) -> str:
+    """Every machine that measured a cell, with its count: train seconds only compare on one."""
+    counts = Counter(c["machine"] for c in cells)
+    return "; ".join(f"{m} ({n} cell{'s' if n > 1 else ''})" for m, n in counts.items())
+
+
+def cell_table(cells: list[dict]) -> list[str]:
+    """Each cell as measured. bf16 matters: on CPU the run picks it by a speed probe, so one CPU
+    trains in bf16 and another in float32, and their figures differ by more than rounding."""
+    order = {d: i for i, d in enumerate(DATASETS)}
+    lines = ["## Cells", "", "| data set | seed | LIFT | best epoch | learning rate | bf16 | train s | date | commit | machine |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in sorted(cells, key=lambda c: (order.get(c["data"], len(order)), c["seed"])):
+        value = c["lift"].get("accuracy", c["lift"].get("rae"))
+        bf16 = {True: "yes", False: "no"}.get(c.get("bf16"), "not recorded")
+        rate = "" if c.get("learning_rate") is None else f"{c['learning_rate']:.2e}"
+        lines.append(f"| {c['data']} | {c['seed']} | {value:.4f} | {c.get('best_epoch') or ''} | {rate} | {bf16} | "
+                     f"{c['train_seconds']:.0f} | {c['date'][:10]} | {c.get('commit', '')} | {c['machine']} |")
+    return lines + [""]
 
 
 def main() -> int:

@@ -221,7 +221,8 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
                     "train_seconds": result.seconds,
                     "tokens_per_s": (result.train_tokens / (result.seconds - result.eval_seconds)
                                      if result.seconds > result.eval_seconds else None),
-                    "device": est.lm_.device, "quantization": est.lm_.quantization}
+                    "device": est.lm_.device, "quantization": est.lm_.quantization,
+                    "bf16": bool(getattr(est, "bf16_", False))}  # on CPU a per-machine choice: it moves the figures
     models: dict[str, Any] = {"lift": lift_metrics}
     if request.baselines:
         log("baselines: fitting on the same training rows ...")

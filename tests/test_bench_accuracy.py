@@ -6,7 +6,7 @@ import json
 import pytest
 
 from bench_helpers import run_quick
-from bench.accuracy import CHEAP_FIRST, DATASETS, summary
+from bench.accuracy import CHEAP_FIRST, DATASETS, report, summary
 
 
 @pytest.mark.slow
@@ -42,3 +42,20 @@ def test_one_seed_gets_no_verdict_against_the_paper():
     rows = {r["data"]: r for r in summary([cell("iris", 0, 0.95), cell("iris", 1, 0.99), cell("wine", 0, 0.10)])}
     assert rows["iris"]["within_one_std"]  # 97 ± 2 against the paper's 96.67
     assert "within_one_std" not in rows["wine"]  # one seed: no std to judge by
+
+
+def test_the_report_says_which_machine_and_precision_measured_each_cell():
+    """Cells of one suite can come from different CPUs, and a CPU's bf16 probe changes the figures."""
+    def cell(seed, machine, bf16):
+        return {"data": "iris", "seed": seed, "task": "classification", "lift": {"accuracy": 0.9},
+                "learning_rate": 2e-3, "best_epoch": 8, "bf16": bf16, "train_seconds": 100.0 * (seed + 1),
+                "baselines": {"logreg": 1.0}, "date": "2026-11-23T07:00:00+00:00", "commit": "abc1234",
+                "machine": machine}
+
+    doc = {"cells": [cell(0, "Xeon", True), cell(1, "EPYC", False)], "command": "python bench/accuracy.py",
+           "settings": {"model": "bundled", "extra": [], "datasets": ["iris"]}}
+    text = report(doc)
+    assert "Xeon (1 cell); EPYC (1 cell)" in text
+    assert "| 150 (2 machines: see the cells) |" in text  # a mean over two CPUs' seconds is flagged
+    assert "| iris | 0 | 0.9000 | 8 | 2.00e-03 | yes | 100 |" in text
+    assert "| iris | 1 | 0.9000 | 8 | 2.00e-03 | no | 200 |" in text
