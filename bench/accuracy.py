@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,8 @@ import plotly.graph_objects as go
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import DEFAULT_OUT, Cells, add_pause_option, paused, quick_out, recorded_command, run_cli  # noqa: E402
+from bench.cells import (DEFAULT_OUT, Cells, add_pause_option, machines, paused, quick_out,  # noqa: E402
+                         recorded_command, run_cli)
 from bench.paper import CLASSIFICATION, REGRESSION  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 
@@ -152,12 +152,6 @@ def report(doc: dict) -> str:
 
 def _seconds(row: dict) -> str:
     return f"{row['train_seconds']:.0f}" + (f" ({row['machines']} machines: see the cells)" if row["machines"] > 1 else "")
-
-
-def machines(cells: list[dict]) -> str:
-    """Every machine that measured a cell, with its count: train seconds only compare on one."""
-    counts = Counter(c["machine"] for c in cells)
-    return "; ".join(f"{m} ({n} cell{'s' if n > 1 else ''})" for m, n in counts.items())
 
 
 def cell_table(cells: list[dict]) -> list[str]:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +49,12 @@ def recorded_command(script: str, argv: list[str]) -> str:
         i = argv.index("--pause-file")
         argv = argv[:i] + argv[i + 2:]
     return " ".join(["python", f"bench/{script}", *[a for a in argv if not a.startswith("--pause-file=")]])
+
+
+def machines(cells: list[dict]) -> str:
+    """Every machine that measured a cell, with its count: times only compare on one machine."""
+    counts = Counter(c.get("machine", "unknown") for c in cells)
+    return "; ".join(f"{m} ({n} cell{'s' if n > 1 else ''})" for m, n in counts.items())
 
 
 def paused(pause_file: Path | None) -> bool:

@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import DEFAULT_OUT, Cells, add_pause_option, paused, quick_out, recorded_command, run_cli  # noqa: E402
+from bench.cells import DEFAULT_OUT, Cells, add_pause_option, machines, paused, quick_out, recorded_command, run_cli  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 from lift_core.config import METHOD_LABELS, METHODS  # noqa: E402
 
@@ -56,7 +56,7 @@ def report(doc: dict) -> str:
         "# LIFT vs L-Tuning vs plain prefix/prompt tuning",
         "",
         f"- **Measured:** cells from {min(c['date'] for c in cells)[:10]} to {max(c['date'] for c in cells)[:10]} "
-        f"(each cell's time in the JSON) on {doc['machine']}",
+        f"(each cell's time in the JSON) on {machines(doc['cells'])}",
         f"- **Command:** `{doc['command']}`",
         f"- **Settings:** model `{doc['settings']['model']}`, "
         f"extra arguments `{' '.join(doc['settings']['extra']) or '(none: every default)'}`, "

@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import DEFAULT_OUT, Cells, add_pause_option, paused, quick_out, recorded_command, run_cli  # noqa: E402
+from bench.cells import DEFAULT_OUT, Cells, add_pause_option, machines, paused, quick_out, recorded_command, run_cli  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 
 SIZES = {"iris": [8, 16, 32, 64, 96], "moons": [16, 32, 64, 128, 256]}
@@ -65,7 +65,7 @@ def report(doc: dict) -> str:
     cells = doc["cells"]
     lines = ["# Sample size: how many rows LIFT needs", "",
              f"- **Measured:** cells from {min(c['date'] for c in cells)[:10]} to {max(c['date'] for c in cells)[:10]} "
-             f"on {doc['machine']}; each cell's date and commit are in `sample_size.json`.",
+             f"on {machines(doc['cells'])}; each cell's date, machine and commit are in `sample_size.json`.",
              f"- **Command:** `{doc['command']}`",
              f"- **Settings:** model `{doc['settings']['model']}`, extra arguments "
              f"`{' '.join(doc['settings']['extra']) or '(none: every default)'}`; LIFT's split per seed, its "
