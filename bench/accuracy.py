@@ -45,7 +45,8 @@ def run_cell(data: str, seed: int, model: str, extra: list[str]) -> dict:
     lm = doc["models"]["lift"]
     return {"data": data, "seed": seed, "task": doc["task"], "n_train": doc["n_train"], "n_test": doc["n_test"],
             "lift": {k: lm.get(k) for k in keep}, "learning_rate": lm.get("learning_rate"),
-            "best_epoch": lm.get("best_epoch"), "bf16": lm.get("bf16"), "train_seconds": lm["train_seconds"], "wall_seconds": wall,
+            "best_epoch": lm.get("best_epoch"), "bf16": lm.get("bf16"), "train_seconds": lm["train_seconds"],
+            "wall_seconds": wall,
             "baselines": {k: v.get(main) for k, v in doc["models"].items() if k != "lift" and v.get(main) is not None}}
 
 
