@@ -127,6 +127,36 @@ def _peft_prompt(geo: Geometry, settings: PairSettings, embeddings: nn.Module) -
     return PromptEmbedding(config, embeddings)
 
 
+def trained_modules(method: str, settings: PairSettings, geo: Geometry, embeddings: nn.Module) -> dict[str, nn.Module]:
+    """What a pair method trains on the frozen model, by attribute name (the adapter file's keys)."""
+    if method == "ltuning-prefix":
+        modules = {
+            "pool": LabelPooling(geo.hidden, settings.virtual_tokens),  # F
+            "to_kv": nn.Sequential(  # Z: pooled label vectors -> every layer's keys and values
+                nn.Linear(geo.hidden, settings.prefix_hidden), nn.Tanh(),
+                nn.Linear(settings.prefix_hidden, geo.layers * 2 * geo.kv_width))}
+    elif method == "ltuning-prompt":
+        modules = {"to_embeds": nn.Linear(geo.hidden, geo.hidden)}  # G, d×d
+    elif method == "prefix":
+        modules = {"prefix": _peft_prefix(geo, settings)}
+    elif method == "prompt":
+        modules = {"prompt": _peft_prompt(geo, settings, embeddings)}
+    else:
+        raise ValueError(f"not a pair method: {method!r}")
+    # C: a dense + tanh + linear head, as BERT/RoBERTa classifiers have. A linear head can only
+    # add up what the frozen model wrote about the row and the label; the hidden layer can
+    # weigh one against the other (on iris a linear head stayed at chance).
+    modules["head"] = nn.Sequential(nn.Linear(geo.hidden, geo.hidden), nn.Tanh(), nn.Linear(geo.hidden, 1))
+    return modules
+
+
+def trained_parameters(method: str, settings: PairSettings, geo: Geometry, vocab: int) -> int:
+    """How many parameters a pair method trains, counted on shapes alone (no memory, no model)."""
+    with torch.device("meta"):
+        modules = trained_modules(method, settings, geo, nn.Embedding(vocab, geo.hidden))
+    return sum(p.numel() for m in modules.values() for p in m.parameters())
+
+
 class PairScorer(nn.Module):
     """A frozen causal LM plus what one method trains; ``forward`` gives one logit per (row, label).
 
@@ -148,24 +178,10 @@ class PairScorer(nn.Module):
         self.register_buffer("label_mask", label_mask.to(device), persistent=False)
         if method in LTUNING:
             self.register_buffer("label_states", self._read_labels(label_ids.to(device)), persistent=False)
-        if method == "ltuning-prefix":
-            self.pool = LabelPooling(geo.hidden, settings.virtual_tokens)  # F
-            self.to_kv = nn.Sequential(  # Z: pooled label vectors -> every layer's keys and values
-                nn.Linear(geo.hidden, settings.prefix_hidden), nn.Tanh(),
-                nn.Linear(settings.prefix_hidden, geo.layers * 2 * geo.kv_width))
-        elif method == "ltuning-prompt":
-            self.to_embeds = nn.Linear(geo.hidden, geo.hidden)  # G, d×d
+        for name, module in trained_modules(method, settings, geo, base.get_input_embeddings()).items():
+            setattr(self, name, module)
+        if method == "ltuning-prompt":
             self._start_as_scaled_identity()
-        elif method == "prefix":
-            self.prefix = _peft_prefix(geo, settings)
-        elif method == "prompt":
-            self.prompt = _peft_prompt(geo, settings, base.get_input_embeddings())
-        else:
-            raise ValueError(f"not a pair method: {method!r}")
-        # C: a dense + tanh + linear head, as BERT/RoBERTa classifiers have. A linear head can only
-        # add up what the frozen model wrote about the row and the label; the hidden layer can
-        # weigh one against the other (on iris a linear head stayed at chance).
-        self.head = nn.Sequential(nn.Linear(geo.hidden, geo.hidden), nn.Tanh(), nn.Linear(geo.hidden, 1))
         for name, module in self.named_children():
             if name != "base":
                 module.to(device=device, dtype=torch.float32)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 import torch
 
-from lift_core.config import LoraSettings
+from lift_core.config import PAIR_METHODS, LoraSettings, PairSettings
 from lift_core.errors import LiftError
+from lift_core.ltuning import Geometry, geometry, trained_parameters
 from lift_core.models import (BUNDLED, TINY, cuda_available, load_failure_message, model_source, resolve_quantization,
                               tiny_model)
 
@@ -44,6 +45,7 @@ class ModelShape:
     hidden: int
     layers: int
     vocab: int
+    geometry: Geometry  # what a prefix must fit (pair methods)
     lora_dims: tuple[tuple[str, int], ...]  # (module name, in + out features) of every LoRA-able layer
 
 
@@ -80,7 +82,7 @@ def shape_of(model) -> ModelShape:
     return ModelShape(
         parameters=sum(p.numel() for p in model.parameters()),
         linear_parameters=sum(m.weight.numel() for _, m in linear),
-        hidden=int(hidden), layers=int(layers), vocab=int(vocab),
+        hidden=int(hidden), layers=int(layers), vocab=int(vocab), geometry=geometry(model.config),
         lora_dims=tuple((name, int(sum(m.weight.shape))) for name, m in linear),
     )
 
@@ -118,14 +120,18 @@ def lora_parameters(shape: ModelShape, lora: LoraSettings) -> int:
 
 
 def memory_estimate(model_ref: str, quantization: str, lora: LoraSettings, batch_size: int, seq_len: int,
-                    trust_remote_code: bool = False) -> dict[str, Any]:
+                    trust_remote_code: bool = False, method: str = "lift", pair: PairSettings | None = None,
+                    answer_tokens: int | None = None) -> dict[str, Any]:
     """An ESTIMATE of the memory a training run needs, in bytes, and whether it fits here.
 
     Base weights at 4 bytes per parameter (float32, CPU), 2 (bfloat16, GPU) or about 0.5 (4-bit;
-    embeddings and norms stay bfloat16); LoRA parameters × 4 copies (weights, gradients, Adam's two
-    moments) in float32; a rough activation term for one batch (per token: ``hidden`` values per
-    layer × a constant, plus the logits and their gradient); plus the runtime's own overhead.
-    Real use varies with the attention implementation and the allocator: treat it as a guide.
+    embeddings and norms stay bfloat16); the trained parameters × 4 copies (weights, gradients,
+    Adam's two moments) in float32: LoRA for LIFT, the prefix/prompt parts and head for a pair
+    method; a rough activation term for one batch (per token: ``hidden`` values per layer × a
+    constant); LIFT's vocabulary logits and their gradient, for the ``answer_tokens`` + 1 last
+    positions that training computes them for (every position when not given; pair methods have
+    none); plus the runtime's own overhead. Real use varies with the attention implementation
+    and the allocator: treat it as a guide.
     Raises LiftError for a model whose config cannot be read or an impossible quantization.
     """
     resolved = resolve_quantization(quantization)
@@ -139,15 +145,20 @@ def memory_estimate(model_ref: str, quantization: str, lora: LoraSettings, batch
         weights = shape.linear_parameters * 1 + other * 2
     else:
         weights = shape.parameters * (2 if half else 4)
-    trainable = lora_parameters(shape, lora)
-    lora_bytes = trainable * 4 * _ADAM_COPIES
-    checkpointed = resolved != "none"  # QLoRA preparation turns on gradient checkpointing
+    paired = method in PAIR_METHODS
+    if paired:
+        trainable = trained_parameters(method, pair or PairSettings(), shape.geometry, shape.vocab)
+    else:
+        trainable = lora_parameters(shape, lora)
+    trained_bytes = trainable * 4 * _ADAM_COPIES
+    checkpointed = resolved != "none" and not paired  # QLoRA preparation turns on gradient checkpointing
     per_layer = _CHECKPOINTED_VALUES_PER_LAYER if checkpointed else _ACT_VALUES_PER_LAYER
     values = shape.hidden * (shape.layers * per_layer + (_ACT_VALUES_PER_LAYER if checkpointed else 0))
     tokens = batch_size * seq_len
-    activations = tokens * (values * (2 if half else 4) + shape.vocab * 4 * 2)
+    logit_positions = 0 if paired else batch_size * min(seq_len, seq_len if answer_tokens is None else answer_tokens + 1)
+    activations = tokens * values * (2 if half else 4) + logit_positions * shape.vocab * 4 * 2
     overhead = _OVERHEAD_BYTES[device]
-    total = int(weights + lora_bytes + activations + overhead)
+    total = int(weights + trained_bytes + activations + overhead)
     summary = device_summary()
     available = summary["gpu_memory_bytes"] if device == "cuda" else summary["ram_available_bytes"]
     fits = total <= available
@@ -158,22 +169,29 @@ def memory_estimate(model_ref: str, quantization: str, lora: LoraSettings, batch
                    f"{place} is there; pick a smaller model, a smaller batch size or shorter prompts"
                    + ("" if device == "cuda" else ", or train on a machine with a CUDA GPU (4-bit)"))
     return {
-        "model": model_ref, "device": device, "quantization": resolved, "parameters": shape.parameters,
+        "model": model_ref, "method": method, "device": device, "quantization": resolved, "parameters": shape.parameters,
         "trainable_parameters": trainable, "batch_size": batch_size, "seq_len": seq_len,
-        "weights_bytes": int(weights), "lora_bytes": int(lora_bytes), "activation_bytes": int(activations),
+        "weights_bytes": int(weights), "trained_bytes": int(trained_bytes), "activation_bytes": int(activations),
         "overhead_bytes": overhead, "total_bytes": total, "available_bytes": int(available),
         "fits": fits, "warning": warning,
     }
 
 
-def draft_sizes(request) -> tuple[int, int]:
-    """A request's longest training example in tokens (prompt + answer), for the memory estimate,
-    and its number of training rows, for the automatic learning rate."""
+class DraftSizes(NamedTuple):
+    """What the memory estimate and the automatic learning rate need to know of a draft's table."""
+
+    longest_example: int  # tokens: the longest prompt plus the longest answer (or a pair method's extra)
+    answer_tokens: int  # the longest answer: LIFT computes vocabulary logits for these positions only
+    train_rows: int
+
+
+def draft_sizes(request) -> DraftSizes:
+    """A request's sizes in tokens and training rows, read from its table and tokenizer."""
     from lift_core.experiment import load_table, prompt_lengths
 
     table = load_table(request)
     lengths, longest, _ = prompt_lengths(table, request.lift)
-    return max(lengths) + longest, len(table.split.train)
+    return DraftSizes(max(lengths) + longest, longest, len(table.split.train))
 
 
 def format_bytes(n: float) -> str:

@@ -13,7 +13,7 @@ from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest
 from lift_core.models import BUNDLED, QUANTIZATION_MODES, TINY
 from lift_core.progress import RUN_STATE_KEY, format_duration, progress_view, train_loss_figure, validation_figure
-from lift_core.resources import device_summary, draft_sizes, format_bytes, memory_estimate, will_use_4bit
+from lift_core.resources import DraftSizes, device_summary, draft_sizes, format_bytes, memory_estimate, will_use_4bit
 from lift_core.serialize import TEMPLATES
 from lift_core.store import ACTIVE, RunStore
 
@@ -39,9 +39,8 @@ def page_of(step: str) -> str | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def sizes_of(request_json: str) -> tuple[int, int] | None:
-    """The draft's longest example in tokens and its training rows; None when its table or tokenizer
-    cannot be read yet."""
+def sizes_of(request_json: str) -> DraftSizes | None:
+    """The draft's sizes in tokens and training rows; None when its table or tokenizer cannot be read yet."""
     try:
         return draft_sizes(RunRequest.from_dict(json.loads(request_json)))
     except LiftError:
@@ -212,19 +211,21 @@ sizes = None
 if model_ready:
     with mem_col, st.spinner("Estimating memory …"):
         sizes_key = draft.to_dict()  # the table and, of the settings, only what sets the prompts' lengths
-        sizes_key["lift"] = {k: sizes_key["lift"][k] for k in ("model", "prompt", "trust_remote_code")}
+        sizes_key["lift"] = {k: sizes_key["lift"][k] for k in ("method", "model", "prompt", "pair", "trust_remote_code")}
         sizes = sizes_of(json.dumps(sizes_key, sort_keys=True, default=str))
-        seq_len = sizes[0] if sizes else FALLBACK_SEQ_LEN
+        seq_len = sizes.longest_example if sizes else FALLBACK_SEQ_LEN
         try:
             estimate = memory_estimate(draft.lift.model, quantization, draft.lift.lora, draft.lift.train.batch_size,
-                                       seq_len, draft.lift.trust_remote_code)
+                                       seq_len, draft.lift.trust_remote_code, method=draft.lift.method,
+                                       pair=draft.lift.pair, answer_tokens=sizes.answer_tokens if sizes else None)
         except LiftError as exc:
             st.error(f"Model: {exc}")
         else:
             st.metric("Memory estimate", format_bytes(estimate["total_bytes"]),
                       help=f"An estimate for batches of {estimate['batch_size']} × {seq_len} tokens: base weights "
                            f"{format_bytes(estimate['weights_bytes'])} ({estimate['parameters']:,} parameters), "
-                           f"LoRA with Adam {format_bytes(estimate['lora_bytes'])} "
+                           f"{'trained parts' if pair_method else 'LoRA'} with Adam "
+                           f"{format_bytes(estimate['trained_bytes'])} "
                            f"({estimate['trainable_parameters']:,} trainable), activations "
                            f"{format_bytes(estimate['activation_bytes'])}, runtime "
                            f"{format_bytes(estimate['overhead_bytes'])}.")
@@ -267,7 +268,7 @@ with c[1]:
     setting("Gradient accumulation", train, DEFAULTS.train, "grad_accum",
             "Batches added up before each step: a larger effective batch without more memory.", min_value=1, step=1)
 with c[2]:  # after the batch settings: the automatic rate depends on them
-    learning_rate_setting(train, sizes[1] if sizes else None)
+    learning_rate_setting(train, sizes.train_rows if sizes else None)
     setting("Weight decay", train, DEFAULTS.train, "weight_decay", "L2 penalty on the LoRA weights.",
             min_value=0.0, max_value=1.0, step=0.01, format="%.2f")
 with c[3]:

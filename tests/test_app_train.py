@@ -34,7 +34,8 @@ def test_the_page_shows_the_draft_device_and_default_settings():
     assert f"Default: {TrainSettings().epochs}." in at.number_input(key="setting_epochs").help
     assert any("iris" in m.value for m in at.markdown)
     assert any("4-bit QLoRA" in i.value for i in at.info)
-    assert any(m.label == "Memory estimate" for m in at.metric)
+    estimate = next(m for m in at.metric if m.label == "Memory estimate")
+    assert "LoRA with Adam" in estimate.proto.help
     assert at.button(key="start").label == "Start training"
 
 
@@ -126,6 +127,8 @@ def test_a_pair_method_shows_its_own_settings_and_runs_in_a_worker():
     assert at.number_input(key="setting_virtual_tokens").value == LiftConfig().pair.virtual_tokens
     assert not [n for n in at.number_input if n.key == "setting_r"]  # LoRA settings belong to LIFT
     at.radio(key="model_kind").set_value("tiny").run()
+    estimate = next(m for m in at.metric if m.label == "Memory estimate")
+    assert "trained parts with Adam" in estimate.proto.help and "LoRA" not in estimate.proto.help
     at.number_input(key="setting_epochs").set_value(1).run()
     at.button(key="start").click().run()
     try:

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from lift_core import models, resources
-from lift_core.config import LiftConfig, LoraSettings
+from lift_core.config import PAIR_METHODS, LiftConfig, LoraSettings, PairSettings
 from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest, load_table, prompt_lengths
+from lift_core.ltuning import PairScorer, encode_labels, padded_labels, trained_parameters
 from lift_core.models import load_model
 from lift_core.resources import (draft_sizes, format_bytes, lora_parameters, memory_estimate, model_shape,
                                  will_use_4bit)
@@ -54,6 +55,37 @@ def test_tiny_sizes_match_the_real_model_and_peft(lora):
     assert lora_parameters(shape, lora) == trainable_parameters(attach_lora(real, lora, quantized=False))
 
 
+@pytest.mark.parametrize("method", PAIR_METHODS)
+def test_a_pair_methods_trained_parameters_are_counted_from_its_real_parts(method):
+    lm = load_model("tiny")
+    ids = encode_labels(lm.tokenizer, ["setosa", "versicolor", "virginica"])
+    settings = PairSettings(virtual_tokens=4, prefix_hidden=16)
+    scorer = PairScorer(lm.model, method, settings, *padded_labels(ids, lm.tokenizer.pad_token_id))
+    shape = model_shape("tiny")
+    assert trained_parameters(method, settings, shape.geometry, shape.vocab) == trainable_parameters(scorer) > 0
+
+
+def test_a_pair_method_is_estimated_without_lora_logits_or_checkpointing(gpu):
+    settings = PairSettings(virtual_tokens=4, prefix_hidden=16)
+    pair = memory_estimate("tiny", "4bit", LoraSettings(), batch_size=4, seq_len=64, method="prefix", pair=settings)
+    lift = memory_estimate("tiny", "4bit", LoraSettings(), batch_size=4, seq_len=64)
+    shape = model_shape("tiny")
+    assert pair["trainable_parameters"] == trained_parameters("prefix", settings, shape.geometry, shape.vocab)
+    assert pair["weights_bytes"] == lift["weights_bytes"]  # the same 4-bit base
+    # No vocabulary logits, and no gradient checkpointing (only LIFT's QLoRA preparation turns it on):
+    # 4 × 64 tokens × hidden × 20 values a layer (+ none) in bf16.
+    assert pair["activation_bytes"] == 4 * 64 * shape.hidden * shape.layers * 20 * 2
+
+
+def test_lift_logits_are_counted_only_for_the_answer_positions(monkeypatch):
+    monkeypatch.setattr(resources, "cuda_available", lambda: False)
+    monkeypatch.setattr(models, "cuda_available", lambda: False)
+    every = memory_estimate("tiny", "auto", LoraSettings(), batch_size=4, seq_len=64)
+    tail = memory_estimate("tiny", "auto", LoraSettings(), batch_size=4, seq_len=64, answer_tokens=3)
+    vocab = model_shape("tiny").vocab
+    assert every["activation_bytes"] - tail["activation_bytes"] == 4 * (64 - 4) * vocab * 4 * 2
+
+
 def test_a_local_folder_is_sized_from_its_config_alone(tmp_path):
     load_model("tiny").model.save_pretrained(tmp_path / "m")
     (tmp_path / "m" / "model.safetensors").unlink()  # no weights: the config is all it needs
@@ -79,8 +111,8 @@ def test_cpu_estimate_is_float32_weights_plus_lora_adam_plus_activations(monkeyp
     assert (est["device"], est["quantization"]) == ("cpu", "none")
     assert 130e6 < est["parameters"] == shape.parameters < 140e6  # SmolLM2-135M
     assert est["weights_bytes"] == 4 * shape.parameters
-    assert est["lora_bytes"] == 16 * est["trainable_parameters"] == 16 * lora_parameters(shape, LoraSettings(r=8))
-    assert est["total_bytes"] == (est["weights_bytes"] + est["lora_bytes"] + est["activation_bytes"]
+    assert est["trained_bytes"] == 16 * est["trainable_parameters"] == 16 * lora_parameters(shape, LoraSettings(r=8))
+    assert est["total_bytes"] == (est["weights_bytes"] + est["trained_bytes"] + est["activation_bytes"]
                                   + est["overhead_bytes"])
     twice = memory_estimate("bundled", "auto", LoraSettings(r=8), batch_size=8, seq_len=64)
     assert twice["activation_bytes"] == 2 * est["activation_bytes"]  # activations grow with the batch
@@ -121,7 +153,7 @@ def test_the_drafts_longest_example_in_tokens_and_its_training_rows():
     request = RunRequest(data="iris", lift=LiftConfig(model="tiny"))
     table = load_table(request)
     lengths, longest, _ = prompt_lengths(table, request.lift)
-    assert draft_sizes(request) == (max(lengths) + longest, len(table.split.train))
+    assert draft_sizes(request) == (max(lengths) + longest, longest, len(table.split.train))
     assert max(lengths) + longest > 20 and len(table.split.train) == 96  # iris: 150 rows, LIFT's 64/16/20 split
 
 
