@@ -45,7 +45,7 @@ class ModelShape:
     hidden: int
     layers: int
     vocab: int
-    geometry: Geometry  # what a prefix must fit (pair methods)
+    geometry: Geometry | None  # what a prefix must fit (pair methods); None when the config does not say
     lora_dims: tuple[tuple[str, int], ...]  # (module name, in + out features) of every LoRA-able layer
 
 
@@ -82,9 +82,16 @@ def shape_of(model) -> ModelShape:
     return ModelShape(
         parameters=sum(p.numel() for p in model.parameters()),
         linear_parameters=sum(m.weight.numel() for _, m in linear),
-        hidden=int(hidden), layers=int(layers), vocab=int(vocab), geometry=geometry(model.config),
+        hidden=int(hidden), layers=int(layers), vocab=int(vocab), geometry=_geometry_or_none(model.config),
         lora_dims=tuple((name, int(sum(m.weight.shape))) for name, m in linear),
     )
+
+
+def _geometry_or_none(config) -> Geometry | None:
+    try:
+        return geometry(config)
+    except AttributeError:  # not a decoder with attention heads (LIFT's LoRA still applies)
+        return None
 
 
 @functools.lru_cache(maxsize=16)
@@ -146,10 +153,13 @@ def memory_estimate(model_ref: str, quantization: str, lora: LoraSettings, batch
     else:
         weights = shape.parameters * (2 if half else 4)
     paired = method in PAIR_METHODS
-    if paired:
-        trainable = trained_parameters(method, pair or PairSettings(), shape.geometry, shape.vocab)
-    else:
+    if not paired:
         trainable = lora_parameters(shape, lora)
+    elif shape.geometry is None:
+        raise LiftError(f"{model_ref}'s config does not give its attention heads and layers, which "
+                        f"{method} needs to size its prefix or prompt; pick LIFT or another model")
+    else:
+        trainable = trained_parameters(method, pair or PairSettings(), shape.geometry, shape.vocab)
     trained_bytes = trainable * 4 * _ADAM_COPIES
     checkpointed = resolved != "none" and not paired  # QLoRA preparation turns on gradient checkpointing
     per_layer = _CHECKPOINTED_VALUES_PER_LAYER if checkpointed else _ACT_VALUES_PER_LAYER

@@ -1,5 +1,7 @@
 """Device facts and the memory estimate: model sizes read from configs match the real models."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -75,6 +77,14 @@ def test_a_pair_method_is_estimated_without_lora_logits_or_checkpointing(gpu):
     # No vocabulary logits, and no gradient checkpointing (only LIFT's QLoRA preparation turns it on):
     # 4 × 64 tokens × hidden × 20 values a layer (+ none) in bf16.
     assert pair["activation_bytes"] == 4 * 64 * shape.hidden * shape.layers * 20 * 2
+
+
+def test_a_model_without_attention_shapes_is_a_clear_error_for_pair_methods_only(monkeypatch):
+    headless = dataclasses.replace(model_shape("tiny"), geometry=None)
+    monkeypatch.setattr(resources, "model_shape", lambda *a: headless)
+    assert memory_estimate("tiny", "auto", LoraSettings(), 4, 64)["trainable_parameters"] > 0
+    with pytest.raises(LiftError, match="does not give its attention heads.*pick LIFT"):
+        memory_estimate("tiny", "auto", LoraSettings(), 4, 64, method="ltuning-prefix")
 
 
 def test_lift_logits_are_counted_only_for_the_answer_positions(monkeypatch):
