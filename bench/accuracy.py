@@ -20,7 +20,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -85,14 +87,26 @@ def summary(cells: list[dict]) -> list[dict]:
 
 
 def chart(rows: list[dict]) -> go.Figure:
-    cls = [r for r in rows if r["task"] == "classification"]
-    fig = go.Figure()
-    fig.add_bar(name="ours: LIFT", x=[r["data"] for r in cls], y=[r["mean"] for r in cls],
-                error_y={"type": "data", "array": [r["std"] for r in cls]})
-    fig.add_bar(name="paper: LIFT/GPT-J 6B", x=[r["data"] for r in cls], y=[r["gptj"] for r in cls])
-    fig.add_bar(name="ours: best baseline", x=[r["data"] for r in cls], y=[r["best_baseline_mean"] for r in cls])
-    fig.update_layout(barmode="group", title="Test accuracy (%), mean ± std over 3 splits",
-                      yaxis={"title": "accuracy %", "range": [0, 100]})
+    """Ours beside the paper and our best baseline: accuracy on top, regression's RAE below."""
+    panels = [(part, title) for part, title in (
+        ([r for r in rows if r["task"] == "classification"], "Classification: test accuracy % (higher is better)"),
+        ([r for r in rows if r["task"] == "regression"], "Regression: test RAE (lower is better)")) if part]
+    fig = make_subplots(rows=max(1, len(panels)), cols=1, subplot_titles=[title for _, title in panels],
+                        vertical_spacing=0.15)
+    for i, (part, _) in enumerate(panels, start=1):
+        x = [r["data"] for r in part]
+        traces = [("ours: LIFT", [r["mean"] for r in part], [r["std"] for r in part]),
+                  ("paper: LIFT/GPT-J 6B", [r["gptj"] for r in part], None),
+                  ("ours: best baseline", [r["best_baseline_mean"] for r in part], None)]
+        for colour, (name, y, std) in zip(plotly.colors.qualitative.Plotly, traces):
+            fig.add_bar(name=name, x=x, y=y, error_y=None if std is None else {"type": "data", "array": std},
+                        marker_color=colour, legendgroup=name, showlegend=i == 1, row=i, col=1)
+        if part[0]["task"] == "classification":
+            fig.update_yaxes(title_text="accuracy %", range=[0, 100], row=i, col=1)
+        else:
+            fig.update_yaxes(title_text="RAE", row=i, col=1)
+    fig.update_layout(barmode="group", height=450 * max(1, len(panels)),
+                      title="LIFT against LIFT/GPT-J and our best baseline, mean ± std over the seeds measured")
     return fig
 
 

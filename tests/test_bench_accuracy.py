@@ -6,7 +6,7 @@ import json
 import pytest
 
 from bench_helpers import run_quick
-from bench.accuracy import CHEAP_FIRST, DATASETS, report, summary
+from bench.accuracy import CHEAP_FIRST, DATASETS, chart, report, summary
 
 
 @pytest.mark.slow
@@ -59,3 +59,16 @@ def test_the_report_says_which_machine_and_precision_measured_each_cell():
     assert "| 150 (2 machines: see the cells) |" in text  # a mean over two CPUs' seconds is flagged
     assert "| iris | 0 | 0.9000 | 8 | 2.00e-03 | yes | 100 |" in text
     assert "| iris | 1 | 0.9000 | 8 | 2.00e-03 | no | 200 |" in text
+
+
+def test_the_chart_puts_regression_beside_the_paper_too():
+    def cell(data, task, lift, baselines):
+        return {"data": data, "seed": 0, "task": task, "lift": lift, "train_seconds": 1.0, "baselines": baselines}
+
+    fig = chart(summary([cell("iris", "classification", {"accuracy": 0.95}, {"logreg": 1.0}),
+                         cell("linear_1d", "regression", {"rae": 0.105, "rae_filtered": 0.1}, {"ridge": 0.008})]))
+    bars = {(t.name, t.yaxis): list(t.y) for t in fig.data}
+    assert bars[("ours: LIFT", "y")] == [95.0] and bars[("paper: LIFT/GPT-J 6B", "y")] == [96.67]
+    assert bars[("ours: LIFT", "y2")] == [0.105] and bars[("paper: LIFT/GPT-J 6B", "y2")] == [0.081]
+    assert bars[("ours: best baseline", "y2")] == [0.008]
+    assert fig.layout.yaxis.range == (0, 100) and fig.layout.yaxis2.title.text == "RAE"
