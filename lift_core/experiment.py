@@ -96,13 +96,17 @@ def prompt_lengths(table: LoadedTable, config: LiftConfig) -> tuple[list[int], i
     """Token counts of every row's prompt, the longest answer, and the model's context length.
 
     Needs only the tokenizer and the model's config, so the Prompts page and the command line
-    can refuse an over-long table before any weights are loaded.
+    can refuse an over-long table before any weights are loaded. A pair method on a regression
+    target is refused here (LiftError), as every caller would otherwise meet it as a crash.
     """
     from lift_core.examples import encode_answer, encode_prompts, end_ids
     from lift_core.models import config_context_length, load_tokenizer
     from lift_core.serialize import Serializer
 
     p = table.prepared
+    if config.method in PAIR_METHODS and p.task != "classification":
+        raise LiftError(f"{METHOD_LABELS[config.method]} does classification only, and {p.target!r} is a "
+                        "regression target; use the method lift for regression")
     tok = load_tokenizer(config.model, config.trust_remote_code)
     ser = Serializer(config.prompt, p.features, p.target, p.task, p.classes)
     end = end_ids(tok, config.prompt)
@@ -126,10 +130,6 @@ def check_request(request: RunRequest) -> LoadedTable:
     request.lift.validate()
     resolve_quantization(request.lift.quantization)
     table = load_table(request)
-    method = request.lift.method
-    if method in PAIR_METHODS and table.prepared.task != "classification":
-        raise LiftError(f"{METHOD_LABELS[method]} does classification only, and {table.prepared.target!r} is a "
-                        "regression target; use the method lift for regression")
     lengths, longest, context = prompt_lengths(table, request.lift)
     check_fits([[0] * n for n in lengths], longest, context, list(table.prepared.frame.index))
     return table

@@ -32,7 +32,7 @@ BUNDLED_CONFIG = {
 # (attention and MLP intermediates), and 1 per layer when gradient checkpointing recomputes them.
 _ACT_VALUES_PER_LAYER = 20
 _CHECKPOINTED_VALUES_PER_LAYER = 1
-_ADAM_COPIES = 4  # LoRA weights, their gradients and Adam's two moments, all float32
+_ADAM_COPIES = 4  # trained weights (LoRA, or a pair method's parts), their gradients and Adam's two moments, float32
 _OVERHEAD_BYTES = {"cpu": 500 * 2**20, "cuda": 800 * 2**20}  # Python, torch, CUDA context
 
 
@@ -90,7 +90,7 @@ def shape_of(model) -> ModelShape:
 def _geometry_or_none(config) -> Geometry | None:
     try:
         return geometry(config)
-    except AttributeError:  # not a decoder with attention heads (LIFT's LoRA still applies)
+    except Exception:  # noqa: BLE001 - an unusual config (no or odd head counts) only rules out the pair methods
         return None
 
 
@@ -135,11 +135,12 @@ def memory_estimate(model_ref: str, quantization: str, lora: LoraSettings, batch
     embeddings and norms stay bfloat16); the trained parameters × 4 copies (weights, gradients,
     Adam's two moments) in float32: LoRA for LIFT, the prefix/prompt parts and head for a pair
     method; a rough activation term for one batch (per token: ``hidden`` values per layer × a
-    constant); LIFT's vocabulary logits and their gradient, for the ``answer_tokens`` + 1 last
-    positions that training computes them for (every position when not given; pair methods have
-    none); plus the runtime's own overhead. Real use varies with the attention implementation
-    and the allocator: treat it as a guide.
-    Raises LiftError for a model whose config cannot be read or an impossible quantization.
+    constant); LIFT's vocabulary logits and their gradient, for the last ``answer_tokens`` + 1
+    positions (training computes no others on models whose forward takes ``logits_to_keep``;
+    every position when not given; pair methods have none); plus the runtime's own overhead.
+    Real use varies with the attention implementation and the allocator: treat it as a guide.
+    Raises LiftError for a model whose config cannot be read, an impossible quantization, or a
+    pair method on a model whose config gives no attention shape.
     """
     resolved = resolve_quantization(quantization)
     shape = model_shape(model_ref, trust_remote_code)
@@ -190,8 +191,8 @@ def memory_estimate(model_ref: str, quantization: str, lora: LoraSettings, batch
 class DraftSizes(NamedTuple):
     """What the memory estimate and the automatic learning rate need to know of a draft's table."""
 
-    longest_example: int  # tokens: the longest prompt plus the longest answer (or a pair method's extra)
-    answer_tokens: int  # the longest answer: LIFT computes vocabulary logits for these positions only
+    longest_example: int  # tokens: the longest prompt plus answer_tokens
+    answer_tokens: int  # LIFT: the longest answer; a pair method: its prefix/prompt and label tokens
     train_rows: int
 
 

