@@ -39,12 +39,43 @@ def page_of(step: str) -> str | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def sizes_of(request_json: str) -> DraftSizes | None:
-    """The draft's sizes in tokens and training rows; None when its table or tokenizer cannot be read yet."""
+def _sizes_of(request_json: str) -> DraftSizes | None:
     try:
         return draft_sizes(RunRequest.from_dict(json.loads(request_json)))
     except LiftError:
         return None
+
+
+def sizes_of(draft: RunRequest) -> DraftSizes | None:
+    """The draft's sizes in tokens and training rows; None when its table or tokenizer cannot be read yet.
+    Cached on the table and, of the settings, only what sets the prompts' lengths."""
+    key = draft.to_dict()
+    key["lift"] = {k: key["lift"][k] for k in ("method", "model", "prompt", "trust_remote_code")}
+    key["lift"]["pair"] = {"virtual_tokens": draft.lift.pair.virtual_tokens}
+    return _sizes_of(json.dumps(key, sort_keys=True, default=str))
+
+
+def show_memory_estimate(draft: RunRequest, quantization: str, pair_method: bool) -> None:
+    """The estimate for the settings as they are now (so drawn after their inputs)."""
+    sizes = sizes_of(draft)
+    seq_len = sizes.longest_example if sizes else FALLBACK_SEQ_LEN
+    try:
+        estimate = memory_estimate(draft.lift.model, quantization, draft.lift.lora, draft.lift.train.batch_size,
+                                   seq_len, draft.lift.trust_remote_code, method=draft.lift.method,
+                                   pair=draft.lift.pair, answer_tokens=sizes.answer_tokens if sizes else None)
+    except LiftError as exc:
+        st.error(f"Model: {exc}")
+        return
+    st.metric("Memory estimate", format_bytes(estimate["total_bytes"]),
+              help=f"An estimate for batches of {estimate['batch_size']} × {seq_len} tokens: base weights "
+                   f"{format_bytes(estimate['weights_bytes'])} ({estimate['parameters']:,} parameters), "
+                   f"{'trained parts' if pair_method else 'LoRA'} with Adam "
+                   f"{format_bytes(estimate['trained_bytes'])} "
+                   f"({estimate['trainable_parameters']:,} trainable), activations "
+                   f"{format_bytes(estimate['activation_bytes'])}, runtime "
+                   f"{format_bytes(estimate['overhead_bytes'])}.")
+    if estimate["warning"]:
+        st.warning(estimate["warning"])
 
 
 def setting(label: str, section, defaults, attr: str, help: str, **kwargs) -> None:
@@ -207,31 +238,10 @@ with quant_col:
         st.info("4-bit QLoRA: yes" if will_use_4bit(quantization) else "4-bit QLoRA: no (LoRA in full precision)")
     except LiftError as exc:
         st.error(str(exc))
-sizes = None
+sizes = None  # its training rows set the automatic rate
 if model_ready:
-    with mem_col, st.spinner("Estimating memory …"):
-        sizes_key = draft.to_dict()  # the table and, of the settings, only what sets the prompts' lengths
-        sizes_key["lift"] = {k: sizes_key["lift"][k] for k in ("method", "model", "prompt", "trust_remote_code")}
-        sizes_key["lift"]["pair"] = {"virtual_tokens": draft.lift.pair.virtual_tokens}
-        sizes = sizes_of(json.dumps(sizes_key, sort_keys=True, default=str))
-        seq_len = sizes.longest_example if sizes else FALLBACK_SEQ_LEN
-        try:
-            estimate = memory_estimate(draft.lift.model, quantization, draft.lift.lora, draft.lift.train.batch_size,
-                                       seq_len, draft.lift.trust_remote_code, method=draft.lift.method,
-                                       pair=draft.lift.pair, answer_tokens=sizes.answer_tokens if sizes else None)
-        except LiftError as exc:
-            st.error(f"Model: {exc}")
-        else:
-            st.metric("Memory estimate", format_bytes(estimate["total_bytes"]),
-                      help=f"An estimate for batches of {estimate['batch_size']} × {seq_len} tokens: base weights "
-                           f"{format_bytes(estimate['weights_bytes'])} ({estimate['parameters']:,} parameters), "
-                           f"{'trained parts' if pair_method else 'LoRA'} with Adam "
-                           f"{format_bytes(estimate['trained_bytes'])} "
-                           f"({estimate['trainable_parameters']:,} trainable), activations "
-                           f"{format_bytes(estimate['activation_bytes'])}, runtime "
-                           f"{format_bytes(estimate['overhead_bytes'])}.")
-            if estimate["warning"]:
-                st.warning(estimate["warning"])
+    with mem_col, st.spinner("Reading the table's sizes …"):
+        sizes = sizes_of(draft)
 
 st.subheader("Settings")
 lora, train, pair = draft.lift.lora, draft.lift.train, draft.lift.pair
@@ -278,6 +288,10 @@ with c[3]:
     setting("Training seed", train, DEFAULTS.train, "seed",
             "Makes the training repeatable (LoRA initialization, batch order); the split's seed is on the Data page.",
             min_value=0, step=1)
+
+if model_ready:
+    with mem_col, st.spinner("Estimating memory …"):
+        show_memory_estimate(draft, quantization, pair_method)
 
 if st.button("Start training", type="primary", key="start", disabled=not model_ready):
     try:

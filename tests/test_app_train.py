@@ -39,6 +39,14 @@ def test_the_page_shows_the_draft_device_and_default_settings():
     assert at.button(key="start").label == "Start training"
 
 
+def test_the_memory_estimate_follows_a_setting_in_the_same_rerun():
+    at = train_page()
+    before = next(m for m in at.metric if m.label == "Memory estimate").value
+    at.number_input(key="setting_batch_size").set_value(64).run()
+    estimate = next(m for m in at.metric if m.label == "Memory estimate")
+    assert estimate.value != before and "batches of 64 ×" in estimate.proto.help
+
+
 def test_settings_survive_a_visit_to_another_page():
     at = train_page()
     at.radio(key="model_kind").set_value("tiny").run()
