@@ -72,3 +72,20 @@ def test_the_chart_puts_regression_beside_the_paper_too():
     assert bars[("ours: LIFT", "y2")] == [0.105] and bars[("paper: LIFT/GPT-J 6B", "y2")] == [0.081]
     assert bars[("ours: best baseline", "y2")] == [0.008]
     assert fig.layout.yaxis.range == (0, 100) and fig.layout.yaxis2.title.text == "RAE"
+
+
+def test_the_regression_report_says_which_functions_beat_gptj_and_shows_no_spread_for_one_seed():
+    """The paper gives regression no std, so the report compares with GPT-J's mean, function by
+    function; one seed is shown as one value, not as "± 0.000", which would claim no spread."""
+    def cell(data, seed, rae):
+        return {"data": data, "seed": seed, "task": "regression", "lift": {"rae": rae, "rae_filtered": rae},
+                "train_seconds": 1.0, "baselines": {"ridge": 0.01}, "date": "2026-11-23T07:00:00+00:00",
+                "machine": "EPYC"}
+
+    doc = {"cells": [cell("linear_1d", 0, 0.105), cell("quadratic_1d", 0, 0.10), cell("quadratic_1d", 1, 0.11)],
+           "command": "python bench/accuracy.py",
+           "settings": {"model": "bundled", "extra": [], "datasets": ["linear_1d", "quadratic_1d"]}}
+    text = report(doc)
+    assert "| linear_1d | 1 | 0.105 (one seed) |" in text and "**worse by 0.024**" in text  # GPT-J: 0.081
+    assert "| quadratic_1d | 2 | 0.105 ± 0.005 |" in text and "better by 0.006" in text  # GPT-J: 0.111
+    assert "**1 of 2** functions" in text
