@@ -40,6 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cells import commit  # noqa: E402
 from bench.iris_defaults import machine  # noqa: E402
 from lift_core.config import LiftConfig, TrainSettings  # noqa: E402
 from lift_core.estimator import LiftClassifier  # noqa: E402
@@ -153,7 +154,7 @@ def report(doc: dict) -> str:
     return "\n".join([
         "# Speed: training and prediction, side by side",
         "",
-        f"- **Measured:** {doc['date']} on {doc['machine']}",
+        f"- **Measured:** {doc['date']} on {doc['machine']}, code at commit {doc.get('commit', '(not recorded)')}",
         f"- **Command:** `{doc['command']}`",
         f"- **Rows:** {doc['data']} (LIFT's split, seed {doc['seed']}), model `{doc['model']}`, {doc['epochs']} epochs, "
         "default settings otherwise; both recipes train the same LoRA from the same seed.",
@@ -230,7 +231,7 @@ def main() -> int:
             return 1
         print(f"{name}: {training[-1]['tokens_per_s']:.0f} tokens/s, accuracy {training[-1]['test_accuracy']:.3f}",
               flush=True)
-    doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),
+    doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "commit": commit(),
            "command": " ".join(["python", "bench/speed.py", *sys.argv[1:]]), "data": args.data,
            "model": args.model, "epochs": args.epochs, "seed": args.seed, "training": training,
            "end_to_end": end_to_end(args.data, args.model, args.e2e_epochs)}
