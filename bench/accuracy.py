@@ -117,17 +117,22 @@ def chart(rows: list[dict]) -> go.Figure:
     return fig
 
 
-def mermaid(rows: list[dict], model: str) -> list[str]:
+def mermaid(rows: list[dict], model: str, task: str = "classification") -> list[str]:
     """A chart that renders in the README itself (GitHub draws mermaid): ours as bars, paper as a line."""
-    cls = [r for r in rows if r["task"] == "classification" and r["gptj"] is not None]
-    if not cls:
+    part = [r for r in rows if r["task"] == task and r["gptj"] is not None]
+    if not part:
         return []
-    ours = ", ".join(f"{r['mean']:.1f}" for r in cls)
-    paper = ", ".join(f"{r['gptj']:.1f}" for r in cls)
-    names = ", ".join(r["data"] for r in cls)
+    if task == "classification":
+        title, axis, fmt = "Accuracy %", '"accuracy %" 0 --> 100', "{:.1f}"
+    else:
+        top = max(max(r["mean"], r["gptj"]) for r in part)
+        title, axis, fmt = "Regression RAE, lower is better", f'"RAE" 0 --> {np.ceil(top * 10) / 10:.1f}', "{:.3f}"
+    ours = ", ".join(fmt.format(r["mean"]) for r in part)
+    paper = ", ".join(fmt.format(r["gptj"]) for r in part)
+    names = ", ".join(r["data"] for r in part)
     return ["```mermaid", "xychart-beta",
-            f'    title "Accuracy %: ours (bars, model {model}) vs LIFT/GPT-J 6B (line)"',
-            f"    x-axis [{names}]", '    y-axis "accuracy %" 0 --> 100', f"    bar [{ours}]", f"    line [{paper}]",
+            f'    title "{title}: ours (bars, model {model}) vs LIFT/GPT-J 6B (line)"',
+            f"    x-axis [{names}]", f"    y-axis {axis}", f"    bar [{ours}]", f"    line [{paper}]",
             "```"]
 
 
@@ -168,7 +173,8 @@ def report(doc: dict) -> str:
                          f"{BASELINE_LABELS.get(r['best_baseline'], r['best_baseline'])} {r['best_baseline_mean']:.3f} | "
                          f"{r['gptj']} | {r['gpt3']} | {against} | {_seconds(r)} |")
         lines += ["", f"Lower RAE than LIFT/GPT-J 6B's mean: **{sum(r['mean'] < r['gptj'] for r in reg)} of {len(reg)}** "
-                  "functions measured (the paper gives no std for regression, so no \"within one std\" here).", ""]
+                  "functions measured (the paper gives no std for regression, so no \"within one std\" here).", "",
+                  *mermaid(rows, doc["settings"]["model"], "regression"), ""]
     missing = [d for d in doc["settings"]["datasets"] if d not in {r["data"] for r in rows}]
     if missing:
         lines += [f"Not yet measured: {', '.join(missing)}.", ""]
