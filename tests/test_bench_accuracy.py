@@ -7,6 +7,7 @@ import pytest
 
 from bench_helpers import run_quick
 from bench.accuracy import CHEAP_FIRST, DATASETS, chart, report, summary
+from bench.iris_defaults import machine
 
 
 @pytest.mark.slow
@@ -91,3 +92,16 @@ def test_the_regression_report_says_which_functions_beat_gptj_and_shows_no_sprea
     assert "**1 of 2** functions" in text
     assert 'title "Regression RAE, lower is better' in text and "bar [0.105, 0.105]" in text
     assert "line [0.081, 0.111]" in text and 'y-axis "RAE" 0 --> 0.2' in text
+
+
+def test_the_machine_label_tells_two_cpus_of_one_name_apart():
+    def cpuinfo(family, model, flags):
+        block = f"processor\t: 0\nmodel name\t: AMD EPYC\ncpu family\t: {family}\nmodel\t\t: {model}\nflags\t\t: {flags}\n"
+        return block + "\n" + block.replace("processor\t: 0", "processor\t: 1")
+
+    zen1 = machine(cpuinfo(23, 49, "fpu sse avx avx2 fma"))
+    zen4 = machine(cpuinfo(25, 17, "fpu avx2 avx512f avx512_bf16"))
+    assert "(AMD EPYC, family 23 model 49, AVX2)" in zen1
+    assert "(AMD EPYC, family 25 model 17, AVX-512 bf16)" in zen4
+    assert "AMX" in machine(cpuinfo(6, 143, "avx2 avx512f avx512_bf16 amx_bf16 amx_tile"))
+    assert "cores (" in machine("")  # no /proc/cpuinfo (not Linux): the platform's name instead
