@@ -90,6 +90,9 @@ def test_the_regression_report_says_which_functions_beat_gptj_and_shows_no_sprea
     assert "| linear_1d | 1 | 0.105 (one seed) |" in text and "**worse by 0.024**" in text  # GPT-J: 0.081
     assert "| quadratic_1d | 2 | 0.105 ± 0.005 |" in text and "better by 0.006" in text  # GPT-J: 0.111
     assert "**1 of 2** functions" in text
+    # the paper's best baseline beside ours, at the same precision (linear_1d: GP .008; quadratic_1d: Poly3 .008)
+    assert "| Ridge regression 0.010 | GP 0.008 | 0.081 | 0.064 |" in text
+    assert "| Ridge regression 0.010 | Poly3 0.008 | 0.111 | 0.132 |" in text
     assert 'title "Regression RAE, lower is better' in text and "bar [0.105, 0.105]" in text
     assert "line [0.081, 0.111]" in text and 'y-axis "RAE" 0 --> 0.2' in text
 
