@@ -65,6 +65,19 @@ def test_a_pair_methods_trained_parameters_are_counted_from_its_real_parts(metho
     scorer = PairScorer(lm.model, method, settings, *padded_labels(ids, lm.tokenizer.pad_token_id))
     shape = model_shape("tiny")
     assert trained_parameters(method, settings, shape.geometry, shape.vocab) == trainable_parameters(scorer) > 0
+    # ...and both agree with the methods' parts written out by hand (P virtual tokens, H the prefix
+    # MLP's width, W one layer's key or value width, L layers, h hidden), so a part that the shared
+    # trained_modules builds at the wrong size fails here.
+    g, P, H = shape.geometry, 4, 16
+    h, L, W = g.hidden, g.layers, g.kv_width
+    head = h * h + h + h + 1  # dense + tanh + linear to one logit
+    by_hand = {
+        "ltuning-prefix": (2 * h + P * h + h * h) + (h * H + H + H * L * 2 * W + L * 2 * W),  # F pooling, Z MLP
+        "ltuning-prompt": h * h + h,  # G
+        "prefix": P * W + (W * H + H + H * L * 2 * W + L * 2 * W),  # peft's prefix embedding + projection
+        "prompt": P * h,  # peft's virtual token embeddings
+    }
+    assert trainable_parameters(scorer) == by_hand[method] + head
 
 
 def test_a_pair_method_is_estimated_without_lora_logits_or_checkpointing(gpu):
