@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -49,6 +50,32 @@ def recorded_command(script: str, argv: list[str]) -> str:
         i = argv.index("--pause-file")
         argv = argv[:i] + argv[i + 2:]
     return " ".join(["python", f"bench/{script}", *[a for a in argv if not a.startswith("--pause-file=")]])
+
+
+# The widest matrix instructions decide whether bf16 training pays on a CPU (the run probes it):
+# two 2-core machines both named "AMD EPYC" trained about 3x apart (float32 on one, bf16 on the
+# other), so the label says which.
+_MATRIX_FLAGS = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 bf16"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
+
+
+def machine(cpuinfo: str | None = None) -> str:
+    """Cores, CPU name with family/model and widest matrix instructions, OS and Python.
+
+    ``cpuinfo`` is /proc/cpuinfo's text (read when not given; absent off Linux).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    first = cpuinfo.split("\n\n")[0].splitlines()
+    info = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first if ":" in line)}
+    cpu = platform.processor() or platform.machine()
+    if "model name" in info:
+        flags = set(info.get("flags", "").split())
+        widest = next((name for flag, name in _MATRIX_FLAGS if flag in flags), "no AVX2")
+        cpu = f"{info['model name']}, family {info.get('cpu family', '?')} model {info.get('model', '?')}, {widest}"
+    return f"{os.cpu_count()} cores ({cpu}), {platform.system()}, Python {platform.python_version()}"
 
 
 def machines(cells: list[dict]) -> str:
@@ -98,8 +125,6 @@ class Cells:
     """
 
     def __init__(self, path: Path, settings: dict, same: tuple[str, ...], command: str) -> None:
-        from bench.iris_defaults import machine
-
         self.path = path
         self.doc = json.loads(path.read_text()) if path.exists() else {"cells": []}
         old = self.doc.get("settings", {})

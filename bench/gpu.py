@@ -36,7 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.iris_defaults import machine  # noqa: E402
+from bench.cells import machine  # noqa: E402
 from bench.speed import run_variant  # noqa: E402
 from lift_core.config import TrainSettings  # noqa: E402
 from lift_core.models import BUNDLED, TINY, cuda_available, load_tokenizer  # noqa: E402

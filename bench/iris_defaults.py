@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -21,32 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-
-# The widest matrix instructions decide whether bf16 training pays on a CPU (the run probes it):
-# two 2-core machines both named "AMD EPYC" trained about 3x apart (float32 on one, bf16 on the
-# other), so the label says which.
-_MATRIX_FLAGS = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 bf16"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
-
-
-def machine(cpuinfo: str | None = None) -> str:
-    """Cores, CPU name with family/model and widest matrix instructions, OS and Python.
-
-    ``cpuinfo`` is /proc/cpuinfo's text (read when not given; absent off Linux).
-    """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    first = cpuinfo.split("\n\n")[0].splitlines()
-    info = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first if ":" in line)}
-    cpu = platform.processor() or platform.machine()
-    if "model name" in info:
-        flags = set(info.get("flags", "").split())
-        widest = next((name for flag, name in _MATRIX_FLAGS if flag in flags), "no AVX2")
-        cpu = f"{info['model name']}, family {info.get('cpu family', '?')} model {info.get('model', '?')}, {widest}"
-    return f"{os.cpu_count()} cores ({cpu}), {platform.system()}, Python {platform.python_version()}"
+from bench.cells import machine  # noqa: E402
 
 
 def main() -> int:

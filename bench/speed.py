@@ -40,8 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import commit  # noqa: E402
-from bench.iris_defaults import machine  # noqa: E402
+from bench.cells import commit, machine  # noqa: E402
 from lift_core.config import LiftConfig, TrainSettings  # noqa: E402
 from lift_core.estimator import LiftClassifier  # noqa: E402
 from lift_core.examples import pad_batch  # noqa: E402

@@ -7,7 +7,7 @@ import pytest
 
 from bench_helpers import run_quick
 from bench.accuracy import CHEAP_FIRST, DATASETS, chart, report, summary
-from bench.iris_defaults import machine
+from bench.cells import machine
 
 
 @pytest.mark.slow
