@@ -23,7 +23,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from lift_core.baselines import BASELINE_LABELS
+from lift_core.baselines import BASELINE_LABELS, describe_settings
 from lift_core.config import AUTO, METHOD_LABELS
 from lift_core.errors import LiftError
 from lift_core.metrics import main_metric, summarize
@@ -238,7 +238,8 @@ def grouped_bar(labelled_runs: list[tuple[str, dict]], metric: str | None = None
 def metrics_table(doc: dict) -> pd.DataFrame:
     """Every model of one run with all its scores, main metric first, best model first.
 
-    A skipped or failed model stays in the table (at the bottom) with the reason in ``note``.
+    A skipped or failed model stays in the table (at the bottom) with the reason in ``note``;
+    ``settings`` shows what a baseline's validation search chose (empty: its defaults).
     """
     task = _task_of([doc])
     main, higher = main_metric(task)
@@ -251,10 +252,12 @@ def metrics_table(doc: dict) -> pd.DataFrame:
         row = {"model": model_label(name, doc.get("method", "lift"))}
         row.update({metric_label(m): _number(entry.get(m)) for m in [*metrics, *EXTRA_COLUMNS]})
         scored = _number(entry.get(main)) is not None
+        row["settings"] = describe_settings(entry.get("params") or {})
         row["note"] = "" if scored else _unavailable_reason(entry, main)
         (rows if scored else broken).append(row)
     rows.sort(key=lambda r: r[metric_label(main)], reverse=higher)
-    return pd.DataFrame(rows + broken, columns=["model", *map(metric_label, [*metrics, *EXTRA_COLUMNS]), "note"])
+    columns = ["model", *map(metric_label, [*metrics, *EXTRA_COLUMNS]), "settings", "note"]
+    return pd.DataFrame(rows + broken, columns=columns)
 
 
 # ------------------------------------------------------------------------ classification
@@ -602,7 +605,8 @@ def lift_predictor(adapter_zip: Path) -> Callable[..., np.ndarray]:
 
 
 def baseline_predictor(run: dict, name: str) -> Predict:
-    """A baseline refitted on the run's own training rows (seconds), for its decision regions."""
+    """A baseline refitted on the run's own training rows (seconds), with the settings the run
+    chose for it, for its decision regions."""
     from lift_core.baselines import make_baselines, split_columns
     from lift_core.draft import request_of_run
     from lift_core.experiment import load_table
@@ -615,7 +619,9 @@ def baseline_predictor(run: dict, name: str) -> Predict:
     if name not in models:
         raise LiftError(f"no baseline {name!r} for {p.task}; choose one of {', '.join(models)}")
     y = p.frame[p.target].iloc[train].to_numpy()
-    model = models[name].fit(p.frame[p.features].iloc[train], y.astype(float) if p.task == "regression" else y)
+    params = (((run.get("metrics") or {}).get("models") or {}).get(name) or {}).get("params") or {}
+    model = models[name].set_params(**params)
+    model.fit(p.frame[p.features].iloc[train], y.astype(float) if p.task == "regression" else y)
     return model.predict
 
 

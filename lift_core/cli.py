@@ -153,7 +153,7 @@ class _Bar:
 
 
 def results_table(doc: dict) -> str:
-    from lift_core.baselines import BASELINE_LABELS
+    from lift_core.baselines import BASELINE_LABELS, describe_settings
     from lift_core.config import METHOD_LABELS
 
     task = doc["task"]
@@ -166,7 +166,8 @@ def results_table(doc: dict) -> str:
             lines.append(f"{label:<24}  {'error: ' + m['error'] if 'error' in m else 'skipped: ' + m['skipped']}")
             continue
         cells = "".join(f"{m[c]:>13.4f}" if isinstance(m.get(c), (int, float)) and m.get(c) is not None else f"{'-':>13}" for c in cols)
-        lines.append(f"{label:<24}{cells}")
+        settings = describe_settings(m.get("params") or {})
+        lines.append(f"{label:<24}{cells}" + (f"  ({settings})" if settings else ""))
     return "\n".join(lines)
 
 

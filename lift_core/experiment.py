@@ -225,9 +225,10 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
                     "bf16": bool(getattr(est, "bf16_", False))}  # on CPU a per-machine choice: it moves the figures
     models: dict[str, Any] = {"lift": lift_metrics}
     if request.baselines:
-        log("baselines: fitting on the same training rows ...")
+        log("baselines: settings chosen on the validation rows, fitted on the same training rows ...")
         for name, res in run_baselines(p.task, p.frame, p.features, p.target, table.split.train,
-                                       table.split.test, request.seed, progress=None).items():
+                                       table.split.test, request.seed, progress=None,
+                                       split_val_idx=table.split.val).items():
             models[name] = res.get("metrics") or {k: v for k, v in res.items() if k in ("error", "skipped")}
 
     doc = {
