@@ -10,11 +10,17 @@ rewritten after every cell with the date, machine and command. Cells run cheapes
     .venv/bin/python bench/accuracy.py                        # everything (many CPU hours)
     .venv/bin/python bench/accuracy.py --datasets iris wine   # some
     .venv/bin/python bench/accuracy.py --quick                # tiny model, 1 epoch: checks the script
+    .venv/bin/python bench/accuracy.py --rebaseline           # baselines of older cells, measured again
+
+Baselines choose their settings on each seed's validation rows (``lift_core.baselines``); cells
+measured before they did keep their LIFT figures and get their baselines measured again in-process
+by ``--rebaseline`` (seconds a cell: no language model is involved).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -30,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 from bench.cells import (DEFAULT_OUT, Cells, add_pause_option, machines, paused, quick_out,  # noqa: E402
                          recorded_command, run_cli)
 from bench.paper import CLASSIFICATION, REGRESSION  # noqa: E402
-from lift_core.baselines import BASELINE_LABELS  # noqa: E402
+from lift_core.baselines import BASELINE_LABELS, run_baselines  # noqa: E402
+from lift_core.experiment import RunRequest, load_table  # noqa: E402
 
 DATASETS = [*CLASSIFICATION, *REGRESSION]  # the reports' order: the paper's
 # The order cells are measured in: cheapest first (on a 2-core CPU, minutes for iris, hours for
@@ -49,7 +56,36 @@ def run_cell(data: str, seed: int, model: str, extra: list[str]) -> dict:
             "lift": {k: lm.get(k) for k in keep}, "learning_rate": lm.get("learning_rate"),
             "best_epoch": lm.get("best_epoch"), "bf16": lm.get("bf16"), "train_seconds": lm["train_seconds"],
             "wall_seconds": wall,
-            "baselines": {k: v.get(main) for k, v in doc["models"].items() if k != "lift" and v.get(main) is not None}}
+            "baselines": {k: v.get(main) for k, v in doc["models"].items() if k != "lift" and v.get(main) is not None},
+            "baseline_params": {k: v.get("params") for k, v in doc["models"].items() if k != "lift" and "params" in v}}
+
+
+def baselines_again(data: str, seed: int) -> dict:
+    """A cell's baselines measured in-process on the split its LIFT run used, settings chosen on its
+    validation rows: what ``run_cell`` records today, for a cell measured before baselines chose them."""
+    table = load_table(RunRequest(data=data, seed=seed))
+    p, split = table.prepared, table.split
+    main = "accuracy" if p.task == "classification" else "rae"
+    results = run_baselines(p.task, p.frame, p.features, p.target, split.train, split.test, seed,
+                            split_val_idx=split.val)
+    scored = {k: v["metrics"] for k, v in results.items() if "metrics" in v}
+    return {"baselines": {k: m[main] for k, m in scored.items()},
+            "baseline_params": {k: m["params"] for k, m in scored.items()}}
+
+
+def rebaseline(doc: dict, datasets: list[str], seeds: list[int], write) -> int:
+    """Measure again the baselines of every chosen cell that has none chosen on validation rows."""
+    from bench.cells import commit
+
+    done = 0
+    for cell in doc["cells"]:
+        if "baseline_params" in cell or cell["data"] not in datasets or cell["seed"] not in seeds:
+            continue
+        cell.update(baselines_again(cell["data"], cell["seed"]), baselines_commit=commit())
+        done += 1
+        print(f"{cell['data']} seed {cell['seed']}: baselines measured again", flush=True)
+        write(doc)
+    return done
 
 
 def _ms(values: list[float]) -> tuple[float, float]:
@@ -148,7 +184,7 @@ def report(doc: dict) -> str:
              f"- **Command:** `{doc['command']}`",
              f"- **Settings:** model `{doc['settings']['model']}`, extra arguments "
              f"`{' '.join(doc['settings']['extra']) or '(none: every default)'}`; LIFT's split per seed; "
-             "mean ± population std over the seeds measured (n).", ""]
+             "mean ± population std over the seeds measured (n).", *_baseline_lines(cells), ""]
     cls = [r for r in rows if r["task"] == "classification"]
     if cls:
         lines += ["## Classification: test accuracy (%)", "",
@@ -182,6 +218,21 @@ def report(doc: dict) -> str:
     if missing:
         lines += [f"Not yet measured: {', '.join(missing)}.", ""]
     return "\n".join(lines + cell_table(cells))
+
+
+def _baseline_lines(cells: list[dict]) -> list[str]:
+    """How the baselines were measured, and which cells' baselines are not comparable yet."""
+    lines = ["- **Baselines:** settings chosen on each seed's validation rows (the grids in "
+             "`lift_core/baselines.py`), then fitted on its training rows, as LIFT is."]
+    again = [c for c in cells if "baselines_commit" in c]
+    if again:
+        lines.append(f"- **Baselines measured again** for {len(again)} cells measured before that, by "
+                     f"`python bench/accuracy.py --rebaseline` at commit {again[-1]['baselines_commit']}; "
+                     "their LIFT figures are as measured.")
+    stale = [f"{c['data']} seed {c['seed']}" for c in cells if "baseline_params" not in c]
+    if stale:
+        lines.append(f"- **Baselines at scikit-learn's defaults** (not yet measured again) in: {', '.join(stale)}.")
+    return lines
 
 
 def _num(value: float | None, digits: int) -> str:
@@ -219,19 +270,37 @@ def main() -> int:
     ap.add_argument("--extra", default="", help="more `lift_core run` arguments for every cell")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--quick", action="store_true", help="tiny model, 1 epoch, iris and linear_1d, seed 0")
+    ap.add_argument("--rebaseline", action="store_true",
+                    help="no LIFT runs: measure again the baselines of stored cells measured before baselines "
+                         "chose their settings on the validation rows")
     add_pause_option(ap)
     args = ap.parse_args()
     if args.quick:
         args.datasets, args.seeds, args.model, args.extra = ["iris", "linear_1d"], [0], "tiny", "--epochs 1"
         args.out = quick_out(args.out, "accuracy")
     extra = shlex.split(args.extra)
-    cells = Cells(args.out / "accuracy.json", {"model": args.model, "extra": extra, "datasets": args.datasets,
-                                               "seeds": args.seeds}, ("model", "extra"),
-                  recorded_command("accuracy.py", sys.argv[1:]))
 
     def write(doc: dict) -> None:
         (args.out / "accuracy.md").write_text(report(doc))
         chart(summary(doc["cells"])).write_html(args.out / "accuracy.html", include_plotlyjs="cdn")
+
+    if args.rebaseline:  # the JSON's settings and command stay those of its LIFT runs
+        path = args.out / "accuracy.json"
+        if not path.exists():
+            print(f"{path} holds no cells to measure again; measure some first", file=sys.stderr)
+            return 2
+        doc = json.loads(path.read_text())
+
+        def save(doc: dict) -> None:
+            path.write_text(json.dumps(doc, indent=1))
+            write(doc)
+
+        print(f"{rebaseline(doc, args.datasets, args.seeds, save)} cells' baselines measured again")
+        return 0
+
+    cells = Cells(args.out / "accuracy.json", {"model": args.model, "extra": extra, "datasets": args.datasets,
+                                               "seeds": args.seeds}, ("model", "extra"),
+                  recorded_command("accuracy.py", sys.argv[1:]))
 
     for data in sorted(args.datasets, key=CHEAP_FIRST.index):
         for seed in args.seeds:

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from bench_helpers import run_quick
-from bench.accuracy import CHEAP_FIRST, DATASETS, chart, report, summary
+from bench.accuracy import CHEAP_FIRST, DATASETS, chart, rebaseline, report, summary
 from bench.cells import machine
 
 
@@ -19,6 +19,8 @@ def test_quick_accuracy_suite_reports_ours_beside_the_paper(tmp_path):
     assert "| iris | 1 |" in report and "96.67" in report  # ours beside LIFT/GPT-J's published iris accuracy
     assert "| linear_1d | 1 |" in report and "0.081" in report
     assert "xychart-beta" in report and (tmp_path / "accuracy.html").exists()
+    assert all(c["baseline_params"]["svm"] for c in doc["cells"])  # chosen on the validation rows
+    assert "settings chosen on each seed's validation rows" in report and "defaults" not in report
 
 
 @pytest.mark.slow
@@ -108,3 +110,21 @@ def test_the_machine_label_tells_two_cpus_of_one_name_apart():
     assert "(AMD EPYC, family 25 model 17, AVX-512 bf16)" in zen4
     assert "AMX" in machine(cpuinfo(6, 143, "avx2 avx512f avx512_bf16 amx_bf16 amx_tile"))
     assert "cores (" in machine("")  # no /proc/cpuinfo (not Linux): the platform's name instead
+
+
+def test_rebaseline_measures_old_cells_baselines_again_once_and_keeps_their_lift_figures():
+    old = {"data": "iris", "seed": 0, "task": "classification", "lift": {"accuracy": 0.9}, "train_seconds": 1.0,
+           "baselines": {"svm": 0.5}, "date": "2026-11-20T07:00:00+00:00", "machine": "EPYC"}
+    doc = {"cells": [old, {**old, "seed": 1}], "command": "python bench/accuracy.py",
+           "settings": {"model": "bundled", "extra": [], "datasets": ["iris"]}}
+    assert "Baselines at scikit-learn's defaults** (not yet measured again) in: iris seed 0, iris seed 1" in report(doc)
+    written = []
+    assert rebaseline(doc, ["iris"], [0], written.append) == 1
+    cell = doc["cells"][0]
+    assert cell["lift"] == {"accuracy": 0.9} and len(written) == 1
+    assert cell["baselines"]["svm"] > 0.85 and {"majority", "logreg", "gbt"} <= set(cell["baselines"])
+    assert set(cell["baseline_params"]["svm"]) == {"model__estimator__C", "model__estimator__gamma"}
+    assert "baseline_params" not in doc["cells"][1]  # seed 1 was not asked for
+    assert rebaseline(doc, ["iris"], [0], written.append) == 0  # done once
+    text = report(doc)
+    assert "Baselines measured again** for 1 cells" in text and "in: iris seed 1." in text
