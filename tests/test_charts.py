@@ -109,6 +109,14 @@ def test_metrics_table_main_metric_first_best_first_broken_last():
     assert list(charts.metrics_table(doc(task="regression")).columns[:3]) == ["model", "RMSE", "RAE"]
 
 
+def test_metrics_table_shows_the_settings_a_baseline_chose_on_the_validation_rows():
+    d = doc(lift=0.9, logreg=0.95)
+    d["models"]["svm"] = {"accuracy": 0.8, "params": {"model__estimator__C": 100.0, "model__estimator__gamma": 1.0}}
+    table = charts.metrics_table(d).set_index("model")
+    assert table.loc["RBF-kernel SVM", "settings"] == "C=100.0, gamma=1.0"
+    assert table.loc["LIFT", "settings"] == "" and table.loc["Logistic regression", "settings"] == ""
+
+
 # ---------------------------------------------------------------------- classification views
 
 
@@ -312,6 +320,13 @@ def test_predictors_for_regions_answer_new_rows(finished_run):
     assert calls[-1] == (5, 5)
     with pytest.raises(LiftError, match="no baseline 'ridge'"):
         charts.baseline_predictor(run, "ridge")
+    # refitted with the settings the run chose on its validation rows, it scores what the run did
+    res = charts.load_results(store, run_id)
+    test_X = res.predictions.frame[X.columns]
+    for name in ("logreg", "svm"):
+        assert "params" in res.doc["models"][name]
+        hits = charts.baseline_predictor(run, name)(test_X) == np.asarray(res.predictions.true)
+        assert hits.mean() == pytest.approx(res.doc["models"][name]["accuracy"]), name
     with pytest.raises(LiftError, match="no adapter file"):
         charts.lift_predictor(store.run_dir(run_id) / "missing.zip")
 
