@@ -33,8 +33,8 @@ from plotly.subplots import make_subplots
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import (DEFAULT_OUT, Cells, add_pause_option, machines, paused, quick_out,  # noqa: E402
-                         recorded_command, run_cli)
+from bench.cells import (DEFAULT_OUT, Cells, add_pause_option, baseline_lines, baselines_of,  # noqa: E402
+                         machines, paused, quick_out, recorded_command, run_cli)
 from bench.paper import CLASSIFICATION, REGRESSION  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS, run_baselines  # noqa: E402
 from lift_core.experiment import RunRequest, load_table  # noqa: E402
@@ -55,9 +55,7 @@ def run_cell(data: str, seed: int, model: str, extra: list[str]) -> dict:
     return {"data": data, "seed": seed, "task": doc["task"], "n_train": doc["n_train"], "n_test": doc["n_test"],
             "lift": {k: lm.get(k) for k in keep}, "learning_rate": lm.get("learning_rate"),
             "best_epoch": lm.get("best_epoch"), "bf16": lm.get("bf16"), "train_seconds": lm["train_seconds"],
-            "wall_seconds": wall,
-            "baselines": {k: v.get(main) for k, v in doc["models"].items() if k != "lift" and v.get(main) is not None},
-            "baseline_params": {k: v.get("params") for k, v in doc["models"].items() if k != "lift" and "params" in v}}
+            "wall_seconds": wall, **baselines_of(doc, main)}
 
 
 def baselines_again(data: str, seed: int) -> dict:
@@ -221,18 +219,12 @@ def report(doc: dict) -> str:
 
 
 def _baseline_lines(cells: list[dict]) -> list[str]:
-    """How the baselines were measured, and which cells' baselines are not comparable yet."""
-    lines = ["- **Baselines:** settings chosen on each seed's validation rows (the grids in "
-             "`lift_core/baselines.py`), then fitted on its training rows, as LIFT is."]
     again = [c for c in cells if "baselines_commit" in c]
-    if again:
-        lines.append(f"- **Baselines measured again** for {len(again)} cells measured before that, by "
-                     f"`python bench/accuracy.py --rebaseline` at commit {again[-1]['baselines_commit']}; "
-                     "their LIFT figures are as measured.")
-    stale = [f"{c['data']} seed {c['seed']}" for c in cells if "baseline_params" not in c]
-    if stale:
-        lines.append(f"- **Baselines at scikit-learn's defaults** (not yet measured again) in: {', '.join(stale)}.")
-    return lines
+    if not again:
+        return baseline_lines(cells)
+    return [*baseline_lines(cells), f"- **Baselines measured again** for {len(again)} cells measured before "
+            f"baselines chose their settings, by `python bench/accuracy.py --rebaseline` at commit(s) "
+            f"{', '.join(dict.fromkeys(c['baselines_commit'] for c in again))}; their LIFT figures are as measured."]
 
 
 def _num(value: float | None, digits: int) -> str:

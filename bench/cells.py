@@ -78,6 +78,27 @@ def machine(cpuinfo: str | None = None) -> str:
     return f"{os.cpu_count()} cores ({cpu}), {platform.system()}, Python {platform.python_version()}"
 
 
+def baselines_of(doc: dict, metric: str) -> dict:
+    """A run's baseline scores and the settings each chose on the validation rows, for a cell."""
+    scored = {k: v for k, v in doc["models"].items() if k != "lift" and v.get(metric) is not None}
+    return {"baselines": {k: v[metric] for k, v in scored.items()},
+            "baseline_params": {k: v["params"] for k, v in scored.items() if "params" in v}}
+
+
+def baseline_lines(cells: list[dict]) -> list[str]:
+    """How a report's baselines were measured, and how many cells predate their settings search."""
+    chosen = ("settings chosen on each seed's validation rows (the grids in `lift_core/baselines.py`), then "
+              "fitted on its training rows, as LIFT is")
+    stale = sum("baseline_params" not in c for c in cells)
+    if not stale:
+        return [f"- **Baselines:** {chosen}."]
+    defaults = ("scikit-learn's defaults, measured before baselines chose their settings on the validation rows, "
+                "so they may understate the baselines")
+    if stale == len(cells):
+        return [f"- **Baselines:** {defaults}."]
+    return [f"- **Baselines:** {chosen}; except in {stale} of {len(cells)} cells: {defaults}."]
+
+
 def machines(cells: list[dict]) -> str:
     """Every machine that measured a cell, with its count: times only compare on one machine."""
     counts = Counter(c.get("machine", "unknown") for c in cells)

@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import DEFAULT_OUT, Cells, add_pause_option, machines, paused, quick_out, recorded_command, run_cli  # noqa: E402
+from bench.cells import DEFAULT_OUT, Cells, add_pause_option, baseline_lines, baselines_of, machines, paused, quick_out, recorded_command, run_cli  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 from lift_core.config import METHOD_LABELS, METHODS  # noqa: E402
 
@@ -37,12 +37,11 @@ PAIRS = [("ltuning-prefix", "prefix"), ("ltuning-prompt", "prompt")]  # L-Tuning
 def run_cell(data: str, method: str, seed: int, model: str, extra: list[str]) -> dict:
     doc, wall = run_cli(["--data", data, "--method", method, "--model", model, "--seed", str(seed), *extra])
     lm = doc["models"]["lift"]
-    baselines = {k: v.get("accuracy") for k, v in doc["models"].items() if k != "lift" and "accuracy" in v}
     return {"data": data, "method": method, "seed": seed, "accuracy": lm["accuracy"],
             "train_seconds": lm["train_seconds"], "wall_seconds": wall,
             "trainable_parameters": lm["trainable_parameters"], "best_epoch": lm["best_epoch"],
             "tokens_per_s": lm.get("tokens_per_s"), "n_train": doc["n_train"], "n_test": doc["n_test"],
-            "baselines": baselines}
+            **baselines_of(doc, "accuracy")}
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -65,6 +64,7 @@ def report(doc: dict) -> str:
         "LIFT's split per seed; test accuracy mean ± population std over the seeds (n = seeds measured).",
         "- **Train s:** mean wall time of training, per-epoch validation included. "
         "**Trained:** parameters the method trains (the base model's are frozen or LoRA-wrapped).",
+        *baseline_lines(cells),
         "",
     ]
     for data in doc["settings"]["datasets"]:

@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import DEFAULT_OUT, Cells, add_pause_option, machines, paused, quick_out, recorded_command, run_cli  # noqa: E402
+from bench.cells import DEFAULT_OUT, Cells, add_pause_option, baseline_lines, baselines_of, machines, paused, quick_out, recorded_command, run_cli  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 
 SIZES = {"iris": [8, 16, 32, 64, 96], "moons": [16, 32, 64, 128, 256]}
@@ -70,7 +70,8 @@ def report(doc: dict) -> str:
              f"- **Settings:** model `{doc['settings']['model']}`, extra arguments "
              f"`{' '.join(doc['settings']['extra']) or '(none: every default)'}`; LIFT's split per seed, its "
              "training rows cut to N (stratified, by the same seed); validation and test rows unchanged. The "
-             "baseline is the one best with every training row. Interactive chart: `sample_size.html`.", ""]
+             "baseline is the one best with every training row. Interactive chart: `sample_size.html`.",
+             *baseline_lines(cells), ""]
     for data in sorted({c["data"] for c in cells}):
         cv = curves(cells, data)
         label = BASELINE_LABELS.get(cv["best"], cv["best"])
@@ -119,8 +120,7 @@ def main() -> int:
                                      "--train-rows", str(rows), *extra])
                 cell = cells.add({"data": data, "rows": rows, "seed": seed, "n_train": run["n_train"],
                                   "lift": run["models"]["lift"]["accuracy"], "wall_seconds": wall,
-                                  "baselines": {k: v["accuracy"] for k, v in run["models"].items()
-                                                if k != "lift" and v.get("accuracy") is not None}}, write)
+                                  **baselines_of(run, "accuracy")}, write)
                 print(f"{data} {rows} rows seed {seed}: LIFT {cell['lift']:.3f}", flush=True)
     return cells.close(args.out / "sample_size.md")
 
