@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.cells import (DEFAULT_OUT, Cells, add_pause_option, baseline_lines, baselines_of,  # noqa: E402
-                         machines, paused, quick_out, recorded_command, run_cli)
+                         commit, machines, paused, quick_out, recorded_command, run_cli)
 from bench.paper import CLASSIFICATION, REGRESSION  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS, run_baselines  # noqa: E402
 from lift_core.experiment import RunRequest, load_table  # noqa: E402
@@ -66,15 +66,11 @@ def baselines_again(data: str, seed: int) -> dict:
     main = "accuracy" if p.task == "classification" else "rae"
     results = run_baselines(p.task, p.frame, p.features, p.target, split.train, split.test, seed,
                             split_val_idx=split.val)
-    scored = {k: v["metrics"] for k, v in results.items() if "metrics" in v}
-    return {"baselines": {k: m[main] for k, m in scored.items()},
-            "baseline_params": {k: m["params"] for k, m in scored.items()}}
+    return baselines_of({"models": {k: v["metrics"] for k, v in results.items() if "metrics" in v}}, main)
 
 
 def rebaseline(doc: dict, datasets: list[str], seeds: list[int], write) -> int:
     """Measure again the baselines of every chosen cell that has none chosen on validation rows."""
-    from bench.cells import commit
-
     done = 0
     for cell in doc["cells"]:
         if "baseline_params" in cell or cell["data"] not in datasets or cell["seed"] not in seeds:
@@ -219,12 +215,14 @@ def report(doc: dict) -> str:
 
 
 def _baseline_lines(cells: list[dict]) -> list[str]:
+    """``baseline_lines``, plus which cells had their baselines measured again by ``--rebaseline``."""
     again = [c for c in cells if "baselines_commit" in c]
     if not again:
         return baseline_lines(cells)
+    commits = ", ".join(dict.fromkeys(c["baselines_commit"] for c in again))
     return [*baseline_lines(cells), f"- **Baselines measured again** for {len(again)} cells measured before "
-            f"baselines chose their settings, by `python bench/accuracy.py --rebaseline` at commit(s) "
-            f"{', '.join(dict.fromkeys(c['baselines_commit'] for c in again))}; their LIFT figures are as measured."]
+            f"baselines chose their settings, by `python bench/accuracy.py --rebaseline` at commit(s) {commits}; "
+            "their LIFT figures are as measured."]
 
 
 def _num(value: float | None, digits: int) -> str:
