@@ -604,6 +604,11 @@ def lift_predictor(adapter_zip: Path) -> Callable[..., np.ndarray]:
     return est.predict
 
 
+def _stored_model(run: dict, name: str) -> dict:
+    """What a run's metrics hold for one model ({} while it has none: running, failed, older runs)."""
+    return ((run.get("metrics") or {}).get("models") or {}).get(name) or {}
+
+
 def baseline_predictor(run: dict, name: str) -> Predict:
     """A baseline refitted on the run's own training rows (seconds), with the settings the run
     chose for it, for its decision regions."""
@@ -619,7 +624,7 @@ def baseline_predictor(run: dict, name: str) -> Predict:
     if name not in models:
         raise LiftError(f"no baseline {name!r} for {p.task}; choose one of {', '.join(models)}")
     y = p.frame[p.target].iloc[train].to_numpy()
-    params = (((run.get("metrics") or {}).get("models") or {}).get(name) or {}).get("params") or {}
+    params = _stored_model(run, name).get("params") or {}
     model = models[name].set_params(**params)
     model.fit(p.frame[p.features].iloc[train], y.astype(float) if p.task == "regression" else y)
     return model.predict
@@ -641,7 +646,7 @@ def run_settings(run: dict) -> dict[str, Any]:
     if template and len(template) > 40:
         template = template[:39] + "…"
     rate = train.get("learning_rate")
-    used = (((run.get("metrics") or {}).get("models") or {}).get("lift") or {}).get("learning_rate")
+    used = _stored_model(run, LIFT).get("learning_rate")
     if rate == AUTO and used is not None:
         rate = f"auto ({used:.1e})"
     return {
