@@ -11,6 +11,7 @@ rewritten after every cell with the date, machine and command. Cells run cheapes
     .venv/bin/python bench/accuracy.py --datasets iris wine   # some
     .venv/bin/python bench/accuracy.py --quick                # tiny model, 1 epoch: checks the script
     .venv/bin/python bench/accuracy.py --rebaseline           # baselines of older cells, measured again
+    .venv/bin/python bench/accuracy.py --readme               # README's tables and charts, from the JSON
 
 Baselines choose their settings on each seed's validation rows (``lift_core.baselines``); cells
 measured before they did keep their LIFT figures and get their baselines measured again in-process
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -252,6 +254,82 @@ def cell_table(cells: list[dict]) -> list[str]:
     return lines + [""]
 
 
+# The README's tables and charts are written from accuracy.json by ``--readme`` between these
+# markers, never pasted by hand (a hand paste once dropped a chart's line); its prose is hand-written.
+README = ROOT / "README.md"
+_README_MARKS = {task: (f"<!-- {task} results: written by `python bench/accuracy.py --readme` from "
+                        "docs/benchmarks/accuracy.json; do not edit -->", f"<!-- end of {task} results -->")
+                 for task in ("classification", "regression")}
+_SHORT_LABELS = {"poly3": "cubic polynomial", "mlp": "MLP", "svm": "RBF SVM", "gp": "Gaussian process"}
+
+
+def _cpu(machine: str) -> str:
+    """A cell's machine in a few words: "2 cores (AMD EPYC, family 25 model 17, ...), ..." is "EPYC family 25"."""
+    inner = machine.split(" (", 1)[-1].rsplit("), ", 1)[0]
+    name = " ".join(w for w in inner.split(",")[0].replace("(R)", "").split() if w not in ("AMD", "Intel", "Processor"))
+    family = re.search(r"family (\d+)", inner)
+    return f"{name} family {family.group(1)}" if family else name
+
+
+def _seconds_by_cpu(cells: list[dict]) -> str:
+    """Mean training seconds a seed on each CPU: seconds only compare on one machine."""
+    by: dict[str, list[float]] = {}
+    for c in cells:
+        by.setdefault(_cpu(c.get("machine", "unknown")), []).append(c["train_seconds"])
+    return ", ".join(f"{np.mean(s):.0f} ({cpu})" for cpu, s in by.items())
+
+
+def _against_gptj(row: dict) -> str:
+    if row["gptj"] is None:
+        return "no GPT-J figure to compare"
+    gap = row["mean"] - row["gptj"]
+    if "within_one_std" not in row:
+        return f"one seed, no std yet ({gap:+.2f})"
+    if gap > 0:
+        return f"yes, above it by {gap:.2f}"
+    if gap == 0:
+        return "yes, equal"
+    return f"yes, by its spread ({-gap:.2f} short)" if row["within_one_std"] else f"**no**, {-gap:.2f} short"
+
+
+def readme_block(doc: dict, task: str) -> list[str]:
+    """The README's table and chart for one task, from the stored cells."""
+    rows = [r for r in summary(doc["cells"]) if r["task"] == task]
+    by_data = {r["data"]: sorted((c for c in doc["cells"] if c["data"] == r["data"]), key=lambda c: c["seed"])
+               for r in rows}
+
+    def best(r: dict, digits: int) -> str:
+        key = r["best_baseline"]
+        name = _SHORT_LABELS.get(key) or BASELINE_LABELS.get(key, key).lower()
+        return f"{r['best_baseline_mean']:.{digits}f} ({name})"
+
+    if task == "classification":
+        lines = ["| data set | n | ours: LIFT | paper: LIFT/GPT-J 6B | ours: best baseline | within one std of GPT-J | "
+                 "train s a seed (CPU) |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['data']} | {r['n']} | {_pm(r, 2)} | {_num(r['gptj'], 2) or 'not reported'} | {best(r, 2)} | "
+                  f"{_against_gptj(r)} | {_seconds_by_cpu(by_data[r['data']])} |" for r in rows]
+    else:
+        lines = ["| function | n | ours: LIFT | paper: LIFT/GPT-J 6B | paper: LIFT/GPT-3 | ours: best baseline | "
+                 "paper: best baseline | best epoch, by seed |", "|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            ours = _pm(r, 3) if r["gptj"] is None or r["mean"] >= r["gptj"] else f"**{_pm(r, 3)}**"
+            epochs = ", ".join(str(c.get("best_epoch") or "?") for c in by_data[r["data"]])
+            lines.append(f"| {r['data']} | {r['n']} | {ours} | {_num(r['gptj'], 3)} | {_num(r['gpt3'], 3)} | "
+                         f"{best(r, 3)} | {_num(r['paper_best'][1], 3)} ({r['paper_best'][0]}) | {epochs} |")
+    return [*lines, "", *mermaid(rows, doc["settings"]["model"], task)]
+
+
+def readme_with_results(text: str, doc: dict) -> str:
+    """``text`` (the README) with each task's block between its markers written anew from ``doc``."""
+    for task, (start, end) in _README_MARKS.items():
+        if start not in text or end not in text:
+            raise ValueError(f"the README has no {task} markers: put the lines {start} and {end} where its "
+                             "table belongs")
+        head, rest = text.split(start, 1)
+        text = "\n".join([head + start, *readme_block(doc, task), end + rest.split(end, 1)[1]])
+    return text
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
@@ -263,8 +341,15 @@ def main() -> int:
     ap.add_argument("--rebaseline", action="store_true",
                     help="no LIFT runs: measure again the baselines of stored cells measured before baselines "
                          "chose their settings on the validation rows")
+    ap.add_argument("--readme", action="store_true",
+                    help="no runs: write README.md's results tables and charts from the stored cells")
     add_pause_option(ap)
     args = ap.parse_args()
+    if args.readme:
+        doc = json.loads((args.out / "accuracy.json").read_text())
+        README.write_text(readme_with_results(README.read_text(), doc))
+        print(f"{README}: tables and charts written from {args.out / 'accuracy.json'}")
+        return 0
     if args.quick:
         args.datasets, args.seeds, args.model, args.extra = ["iris", "linear_1d"], [0], "tiny", "--epochs 1"
         args.out = quick_out(args.out, "accuracy")

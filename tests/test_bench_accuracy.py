@@ -6,7 +6,9 @@ import json
 import pytest
 
 from bench_helpers import run_quick
-from bench.accuracy import CHEAP_FIRST, DATASETS, chart, rebaseline, report, summary
+from bench.accuracy import (CHEAP_FIRST, DATASETS, README, _cpu, chart, readme_block, readme_with_results, rebaseline,
+                            report, summary)
+from bench.cells import DEFAULT_OUT
 from bench.cells import machine
 
 
@@ -128,3 +130,45 @@ def test_rebaseline_measures_old_cells_baselines_again_once_and_keeps_their_lift
     assert rebaseline(doc, ["iris"], [0], written.append) == 0  # done once
     text = report(doc)
     assert "Baselines measured again** for 1 cells" in text and "except in 1 of 2 cells: scikit-learn's defaults" in text
+
+
+def test_the_readme_tables_are_those_the_stored_cells_give():
+    """The README's results tables and charts are written by ``--readme``: a hand edit of a figure,
+    or cells added without writing the README again, fails here (run ``bench/accuracy.py --readme``)."""
+    text = README.read_text()
+    assert readme_with_results(text, json.loads((DEFAULT_OUT / "accuracy.json").read_text())) == text
+
+
+def test_the_readme_block_says_how_each_set_stands_against_gptj_and_on_which_cpu():
+    def cell(data, seed, accuracy, machine="2 cores (AMD EPYC, family 25 model 17, AVX-512 bf16), Linux, Python 3.11"):
+        return {"data": data, "seed": seed, "task": "classification", "lift": {"accuracy": accuracy},
+                "train_seconds": 100.0 + seed, "baselines": {"svm": 0.99}, "machine": machine, "best_epoch": 3}
+
+    xeon = "2 cores (Intel(R) Xeon(R) Processor), Linux, Python 3.11.7"
+    doc = {"settings": {"model": "bundled"},
+           "cells": [cell("iris", 0, 0.90, xeon), cell("iris", 1, 0.92), cell("wine", 0, 0.60), cell("wine", 1, 0.62),
+                     cell("moons", 0, 0.995), cell("breast_cancer", 0, 0.96)]}
+    lines = readme_block(doc, "classification")
+    row = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ") and " | " in line}
+    assert "| 91.00 ± 1.00 | 96.67 | 99.00 (RBF SVM) | **no**, 5.67 short | 100 (Xeon), 101 (EPYC family 25) |" in row["iris"]
+    assert "**no**, 32.52 short" in row["wine"]
+    assert "99.50 (one seed) | 99.58 |" in row["moons"] and "one seed, no std yet (-0.08)" in row["moons"]
+    assert "| not reported |" in row["breast_cancer"] and "no GPT-J figure to compare" in row["breast_cancer"]
+    assert "    bar [99.5, 91.0, 61.0]" in lines  # the paper's order; breast cancer has no GPT-J figure
+    assert _cpu("2 cores (AMD EPYC, family 23 model 49, AVX2), Linux, Python 3.11.7") == "EPYC family 23"
+
+
+def test_writing_the_readme_keeps_its_prose_and_names_missing_markers():
+    doc = {"settings": {"model": "bundled"}, "cells": [
+        {"data": "iris", "seed": 0, "task": "classification", "lift": {"accuracy": 0.9}, "train_seconds": 1.0,
+         "baselines": {"svm": 0.99}, "machine": "EPYC"}]}
+    prose = "intro\n{}\nold table\n{}\nmiddle\n{}\n{}\nend"
+    marks = [m for task in ("classification", "regression") for m in
+             (f"<!-- {task} results: written by `python bench/accuracy.py --readme` from "
+              "docs/benchmarks/accuracy.json; do not edit -->", f"<!-- end of {task} results -->")]
+    out = readme_with_results(prose.format(*marks), doc)
+    assert out.startswith("intro\n") and "\nmiddle\n" in out and out.endswith("\nend") and "old table" not in out
+    assert "| iris | 1 | 90.00 (one seed) |" in out
+    assert readme_with_results(out, doc) == out  # written twice, the same
+    with pytest.raises(ValueError, match="no regression markers"):
+        readme_with_results(prose.format(*marks[:2], "", ""), doc)
