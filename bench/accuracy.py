@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.cells import (DEFAULT_OUT, Cells, add_pause_option, baseline_lines, baselines_of,  # noqa: E402
-                         commit, machines, paused, quick_out, recorded_command, run_cli)
+                         machines, paused, quick_out, rebaseline_stored, recorded_command, run_cli)
 from bench.paper import CLASSIFICATION, REGRESSION  # noqa: E402
-from lift_core.baselines import BASELINE_LABELS, run_baselines  # noqa: E402
-from lift_core.experiment import RunRequest, load_table  # noqa: E402
+from lift_core.baselines import BASELINE_LABELS  # noqa: E402
+from lift_core.experiment import RunRequest  # noqa: E402
 
 DATASETS = [*CLASSIFICATION, *REGRESSION]  # the reports' order: the paper's
 # The order cells are measured in: cheapest first (on a 2-core CPU, minutes for iris, hours for
@@ -60,28 +60,9 @@ def run_cell(data: str, seed: int, model: str, extra: list[str]) -> dict:
             "wall_seconds": wall, **baselines_of(doc, main)}
 
 
-def baselines_again(data: str, seed: int) -> dict:
-    """A cell's baselines measured in-process on the split its LIFT run used, settings chosen on its
-    validation rows: what ``run_cell`` records today, for a cell measured before baselines chose them."""
-    table = load_table(RunRequest(data=data, seed=seed))
-    p, split = table.prepared, table.split
-    main = "accuracy" if p.task == "classification" else "rae"
-    results = run_baselines(p.task, p.frame, p.features, p.target, split.train, split.test, seed,
-                            split_val_idx=split.val)
-    return baselines_of({"models": {k: v["metrics"] for k, v in results.items() if "metrics" in v}}, main)
-
-
-def rebaseline(doc: dict, datasets: list[str], seeds: list[int], write) -> int:
-    """Measure again the baselines of every chosen cell that has none chosen on validation rows."""
-    done = 0
-    for cell in doc["cells"]:
-        if "baseline_params" in cell or cell["data"] not in datasets or cell["seed"] not in seeds:
-            continue
-        cell.update(baselines_again(cell["data"], cell["seed"]), baselines_commit=commit())
-        done += 1
-        print(f"{cell['data']} seed {cell['seed']}: baselines measured again", flush=True)
-        write(doc)
-    return done
+def cell_request(cell: dict) -> RunRequest:
+    """The data set and split a cell's LIFT run used (its baselines are measured again on it)."""
+    return RunRequest(data=cell["data"], seed=cell["seed"])
 
 
 def _ms(values: list[float]) -> tuple[float, float]:
@@ -180,7 +161,7 @@ def report(doc: dict) -> str:
              f"- **Command:** `{doc['command']}`",
              f"- **Settings:** model `{doc['settings']['model']}`, extra arguments "
              f"`{' '.join(doc['settings']['extra']) or '(none: every default)'}`; LIFT's split per seed; "
-             "mean ± population std over the seeds measured (n).", *_baseline_lines(cells), ""]
+             "mean ± population std over the seeds measured (n).", *baseline_lines(cells, "accuracy.py"), ""]
     cls = [r for r in rows if r["task"] == "classification"]
     if cls:
         lines += ["## Classification: test accuracy (%)", "",
@@ -214,17 +195,6 @@ def report(doc: dict) -> str:
     if missing:
         lines += [f"Not yet measured: {', '.join(missing)}.", ""]
     return "\n".join(lines + cell_table(cells))
-
-
-def _baseline_lines(cells: list[dict]) -> list[str]:
-    """``baseline_lines``, plus which cells had their baselines measured again by ``--rebaseline``."""
-    again = [c for c in cells if "baselines_commit" in c]
-    if not again:
-        return baseline_lines(cells)
-    commits = ", ".join(dict.fromkeys(c["baselines_commit"] for c in again))
-    return [*baseline_lines(cells), f"- **Baselines measured again** for {len(again)} cells measured before "
-            f"baselines chose their settings, by `python bench/accuracy.py --rebaseline` at commit(s) {commits}; "
-            "their LIFT figures are as measured."]
 
 
 def _num(value: float | None, digits: int) -> str:
@@ -359,19 +329,9 @@ def main() -> int:
         (args.out / "accuracy.md").write_text(report(doc))
         chart(summary(doc["cells"])).write_html(args.out / "accuracy.html", include_plotlyjs="cdn")
 
-    if args.rebaseline:  # the JSON's settings and command stay those of its LIFT runs
-        path = args.out / "accuracy.json"
-        if not path.exists():
-            print(f"{path} holds no cells to measure again; measure some first", file=sys.stderr)
-            return 2
-        doc = json.loads(path.read_text())
-
-        def save(doc: dict) -> None:
-            path.write_text(json.dumps(doc, indent=1))
-            write(doc)
-
-        print(f"{rebaseline(doc, args.datasets, args.seeds, save)} cells' baselines measured again")
-        return 0
+    if args.rebaseline:
+        return rebaseline_stored(args.out / "accuracy.json",
+                                 lambda c: c["data"] in args.datasets and c["seed"] in args.seeds, cell_request, write)
 
     cells = Cells(args.out / "accuracy.json", {"model": args.model, "extra": extra, "datasets": args.datasets,
                                                "seeds": args.seeds}, ("model", "extra"),

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,18 +86,75 @@ def baselines_of(doc: dict, metric: str) -> dict:
             "baseline_params": {k: v["params"] for k, v in scored.items() if "params" in v}}
 
 
-def baseline_lines(cells: list[dict]) -> list[str]:
-    """How a report's baselines were measured, and how many cells predate their settings search."""
+def baseline_lines(cells: list[dict], script: str) -> list[str]:
+    """How a report's baselines were measured: how many cells predate their settings search, and
+    which had them measured again by ``bench/<script> --rebaseline``."""
     chosen = ("settings chosen on each seed's validation rows (the grids in `lift_core/baselines.py`), then "
               "fitted on its training rows, as LIFT is")
     stale = sum("baseline_params" not in c for c in cells)
-    if not stale:
-        return [f"- **Baselines:** {chosen}."]
     defaults = ("scikit-learn's defaults, measured before baselines chose their settings on the validation rows, "
                 "so they may understate the baselines")
-    if stale == len(cells):
-        return [f"- **Baselines:** {defaults}."]
-    return [f"- **Baselines:** {chosen}; except in {stale} of {len(cells)} cells: {defaults}."]
+    if not stale:
+        lines = [f"- **Baselines:** {chosen}."]
+    elif stale == len(cells):
+        lines = [f"- **Baselines:** {defaults}."]
+    else:
+        lines = [f"- **Baselines:** {chosen}; except in {stale} of {len(cells)} cells: {defaults}."]
+    again = [c for c in cells if "baselines_commit" in c]
+    if again:
+        commits = ", ".join(dict.fromkeys(c["baselines_commit"] for c in again))
+        lines.append(f"- **Baselines measured again** for {len(again)} cells measured before baselines chose their "
+                     f"settings, by `python bench/{script} --rebaseline` at commit(s) {commits}; their LIFT figures "
+                     "are as measured.")
+    return lines
+
+
+def baselines_again(request) -> dict:
+    """A cell's baselines measured in-process on the split its LIFT run used (``request``, a
+    ``RunRequest``: data set, seed, any cut of the training rows), settings chosen on its validation
+    rows: what a cell records today, for one measured before baselines chose their settings."""
+    from lift_core.baselines import run_baselines
+    from lift_core.experiment import load_table
+
+    table = load_table(request)
+    p, split = table.prepared, table.split
+    results = run_baselines(p.task, p.frame, p.features, p.target, split.train, split.test, request.seed,
+                            split_val_idx=split.val)
+    metric = "accuracy" if p.task == "classification" else "rae"
+    return baselines_of({"models": {k: v["metrics"] for k, v in results.items() if "metrics" in v}}, metric)
+
+
+def rebaseline(doc: dict, chosen: Callable[[dict], bool], request_of: Callable[[dict], object],
+               write: Callable[[dict], None]) -> int:
+    """Measure again the baselines of every ``chosen`` cell that has none chosen on validation rows
+    (seconds a cell: no language model is involved), saving after each; how many were measured."""
+    done = 0
+    for cell in doc["cells"]:
+        if "baseline_params" in cell or not chosen(cell):
+            continue
+        cell.update(baselines_again(request_of(cell)), baselines_commit=commit())
+        done += 1
+        print(f"{', '.join(f'{k} {cell[k]}' for k in ('data', 'rows', 'seed') if k in cell)}: baselines measured again",
+              flush=True)
+        write(doc)
+    return done
+
+
+def rebaseline_stored(path: Path, chosen: Callable[[dict], bool], request_of: Callable[[dict], object],
+                      write_reports: Callable[[dict], None]) -> int:
+    """``--rebaseline`` of a suite: ``rebaseline`` on its stored JSON, saved after each cell, with
+    its reports rewritten; the exit status. The JSON's settings and command stay its LIFT runs'."""
+    if not path.exists():
+        print(f"{path} holds no cells to measure again; measure some first", file=sys.stderr)
+        return 2
+    doc = json.loads(path.read_text())
+
+    def save(doc: dict) -> None:
+        path.write_text(json.dumps(doc, indent=1))
+        write_reports(doc)
+
+    print(f"{rebaseline(doc, chosen, request_of, save)} cells' baselines measured again")
+    return 0
 
 
 def machines(cells: list[dict]) -> str:

@@ -64,7 +64,7 @@ def report(doc: dict) -> str:
         "LIFT's split per seed; test accuracy mean ± population std over the seeds (n = seeds measured).",
         "- **Train s:** mean wall time of training, per-epoch validation included. "
         "**Trained:** parameters the method trains (the base model's are frozen or LoRA-wrapped).",
-        *baseline_lines(cells),
+        *baseline_lines(cells, "methods.py"),
         "",
     ]
     for data in doc["settings"]["datasets"]:

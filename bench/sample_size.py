@@ -7,6 +7,11 @@ run resumes), with ``sample_size.md`` (table and chart) and ``sample_size.html``
 
     .venv/bin/python bench/sample_size.py                  # iris and moons
     .venv/bin/python bench/sample_size.py --quick          # tiny model, 1 epoch: checks the script
+    .venv/bin/python bench/sample_size.py --rebaseline     # baselines of older cells, measured again
+
+Baselines choose their settings on each seed's validation rows (``lift_core.baselines``); cells
+measured before they did keep their LIFT figures and get their baselines measured again in-process
+on the same cut of training rows by ``--rebaseline``.
 """
 
 from __future__ import annotations
@@ -22,10 +27,17 @@ import plotly.graph_objects as go
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import DEFAULT_OUT, Cells, add_pause_option, baseline_lines, baselines_of, machines, paused, quick_out, recorded_command, run_cli  # noqa: E402
+from bench.cells import (DEFAULT_OUT, Cells, add_pause_option, baseline_lines, baselines_of, machines,  # noqa: E402
+                         paused, quick_out, rebaseline_stored, recorded_command, run_cli)
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
+from lift_core.experiment import RunRequest  # noqa: E402
 
 SIZES = {"iris": [8, 16, 32, 64, 96], "moons": [16, 32, 64, 128, 256]}
+
+
+def cell_request(cell: dict) -> RunRequest:
+    """The data set, split and cut of training rows a cell's LIFT run used."""
+    return RunRequest(data=cell["data"], seed=cell["seed"], train_rows=cell["rows"])
 
 
 def curves(cells: list[dict], data: str) -> dict:
@@ -71,7 +83,7 @@ def report(doc: dict) -> str:
              f"`{' '.join(doc['settings']['extra']) or '(none: every default)'}`; LIFT's split per seed, its "
              "training rows cut to N (stratified, by the same seed); validation and test rows unchanged. The "
              "baseline is the one best with every training row. Interactive chart: `sample_size.html`.",
-             *baseline_lines(cells), ""]
+             *baseline_lines(cells, "sample_size.py"), ""]
     for data in sorted({c["data"] for c in cells}):
         cv = curves(cells, data)
         label = BASELINE_LABELS.get(cv["best"], cv["best"])
@@ -96,18 +108,26 @@ def main() -> int:
     ap.add_argument("--extra", default="", help="more `lift_core run` arguments for every cell")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--quick", action="store_true", help="tiny model, 1 epoch, iris with 8 and 16 rows, seed 0")
+    ap.add_argument("--rebaseline", action="store_true",
+                    help="no LIFT runs: measure again the baselines of stored cells measured before baselines "
+                         "chose their settings on the validation rows")
     add_pause_option(ap)
     args = ap.parse_args()
     if args.quick:
         args.datasets, args.sizes, args.seeds, args.model, args.extra = ["iris"], [8, 16], [0], "tiny", "--epochs 1"
         args.out = quick_out(args.out, "sample-size")
     extra = shlex.split(args.extra)
-    cells = Cells(args.out / "sample_size.json", {"model": args.model, "extra": extra}, ("model", "extra"),
-                  recorded_command("sample_size.py", sys.argv[1:]))
 
     def write(doc: dict) -> None:
         (args.out / "sample_size.md").write_text(report(doc))
         chart(doc).write_html(args.out / "sample_size.html", include_plotlyjs="cdn")
+
+    if args.rebaseline:
+        return rebaseline_stored(args.out / "sample_size.json", lambda c: c["data"] in args.datasets and c["seed"] in
+                                 args.seeds and (not args.sizes or c["rows"] in args.sizes), cell_request, write)
+
+    cells = Cells(args.out / "sample_size.json", {"model": args.model, "extra": extra}, ("model", "extra"),
+                  recorded_command("sample_size.py", sys.argv[1:]))
 
     for data in args.datasets:
         for rows in args.sizes or SIZES.get(data, [16, 32, 64]):

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from bench_helpers import run_quick
-from bench.accuracy import (CHEAP_FIRST, DATASETS, README, _cpu, chart, readme_block, readme_with_results, rebaseline,
+from bench.accuracy import (CHEAP_FIRST, DATASETS, README, _cpu, cell_request, chart, readme_block, readme_with_results,
                             report, summary)
-from bench.cells import DEFAULT_OUT
+from bench.cells import DEFAULT_OUT, rebaseline
 from bench.cells import machine
 
 
@@ -121,13 +121,13 @@ def test_rebaseline_measures_old_cells_baselines_again_once_and_keeps_their_lift
            "settings": {"model": "bundled", "extra": [], "datasets": ["iris"]}}
     assert "**Baselines:** scikit-learn's defaults, measured before" in report(doc)
     written = []
-    assert rebaseline(doc, ["iris"], [0], written.append) == 1
+    assert rebaseline(doc, lambda c: c["seed"] == 0, cell_request, written.append) == 1
     cell = doc["cells"][0]
     assert cell["lift"] == {"accuracy": 0.9} and len(written) == 1
     assert cell["baselines"]["svm"] > 0.85 and {"majority", "logreg", "gbt"} <= set(cell["baselines"])
     assert set(cell["baseline_params"]["svm"]) == {"model__estimator__C", "model__estimator__gamma"}
     assert "baseline_params" not in doc["cells"][1]  # seed 1 was not asked for
-    assert rebaseline(doc, ["iris"], [0], written.append) == 0  # done once
+    assert rebaseline(doc, lambda c: c["seed"] == 0, cell_request, written.append) == 0  # done once
     text = report(doc)
     assert "Baselines measured again** for 1 cells" in text and "except in 1 of 2 cells: scikit-learn's defaults" in text
 
@@ -172,3 +172,22 @@ def test_writing_the_readme_keeps_its_prose_and_names_missing_markers():
     assert readme_with_results(out, doc) == out  # written twice, the same
     with pytest.raises(ValueError, match="no regression markers"):
         readme_with_results(prose.format(*marks[:2], "", ""), doc)
+
+
+def test_sample_size_cells_have_their_baselines_measured_again_on_their_own_cut_of_rows(monkeypatch):
+    import lift_core.baselines
+    from bench.sample_size import cell_request as cut_request, report as curve_report
+
+    real, seen = lift_core.baselines.run_baselines, []
+
+    def spy(task, frame, features, target, train_idx, *args, **kwargs):
+        seen.append(len(train_idx))
+        return real(task, frame, features, target, train_idx, *args, **kwargs)
+
+    monkeypatch.setattr(lift_core.baselines, "run_baselines", spy)
+    cell = {"data": "iris", "rows": 16, "seed": 0, "n_train": 16, "lift": 0.4, "baselines": {"svm": 0.3},
+            "date": "2026-11-22T07:00:00+00:00", "machine": "EPYC"}
+    doc = {"cells": [cell], "command": "python bench/sample_size.py", "settings": {"model": "bundled", "extra": []}}
+    assert rebaseline(doc, lambda c: True, cut_request, lambda d: None) == 1
+    assert seen == [16] and cell["lift"] == 0.4 and set(cell["baseline_params"]["svm"])
+    assert "by `python bench/sample_size.py --rebaseline`" in curve_report(doc)
