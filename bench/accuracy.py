@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.cells import (DEFAULT_OUT, Cells, add_pause_option, baseline_lines, baselines_of,  # noqa: E402
-                         machines, paused, quick_out, rebaseline_stored, recorded_command, run_cli)
+                         README, machines, paused, quick_out, rebaseline_stored, recorded_command, run_cli,
+                         with_readme_block)
 from bench.paper import CLASSIFICATION, REGRESSION  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 from lift_core.experiment import RunRequest  # noqa: E402
@@ -224,12 +225,6 @@ def cell_table(cells: list[dict]) -> list[str]:
     return lines + [""]
 
 
-# The README's tables and charts are written from accuracy.json by ``--readme`` between these
-# markers, never pasted by hand (a hand paste once dropped a chart's line); its prose is hand-written.
-README = ROOT / "README.md"
-_README_MARKS = {task: (f"<!-- {task} results: written by `python bench/accuracy.py --readme` from "
-                        "docs/benchmarks/accuracy.json; do not edit -->", f"<!-- end of {task} results -->")
-                 for task in ("classification", "regression")}
 _SHORT_LABELS = {"poly3": "cubic polynomial", "mlp": "MLP", "svm": "RBF SVM", "gp": "Gaussian process"}
 
 
@@ -290,13 +285,9 @@ def readme_block(doc: dict, task: str) -> list[str]:
 
 
 def readme_with_results(text: str, doc: dict) -> str:
-    """``text`` (the README) with each task's block between its markers written anew from ``doc``."""
-    for task, (start, end) in _README_MARKS.items():
-        if start not in text or end not in text:
-            raise ValueError(f"the README has no {task} markers: put the lines {start} and {end} where its "
-                             "table belongs")
-        head, rest = text.split(start, 1)
-        text = "\n".join([head + start, *readme_block(doc, task), end + rest.split(end, 1)[1]])
+    """``text`` (the README) with each task's table and chart written anew from ``doc``."""
+    for task in ("classification", "regression"):
+        text = with_readme_block(text, f"{task} results", "accuracy.py", readme_block(doc, task))
     return text
 
 

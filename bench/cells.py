@@ -40,6 +40,27 @@ def commit() -> str:
 DEFAULT_OUT = ROOT / "docs" / "benchmarks"
 
 
+# The README's results tables and charts are written from the suites' JSON by their ``--readme``,
+# between markers, never pasted by hand (a hand paste once dropped a chart's line); its prose is
+# hand-written.
+README = ROOT / "README.md"
+
+
+def readme_marks(name: str, script: str) -> tuple[str, str]:
+    return (f"<!-- {name}: written by `python bench/{script} --readme` from its JSON in docs/benchmarks; do not "
+            "edit -->", f"<!-- end of {name} -->")
+
+
+def with_readme_block(text: str, name: str, script: str, lines: list[str]) -> str:
+    """``text`` (the README) with the block between ``name``'s markers made ``lines``."""
+    start, end = readme_marks(name, script)
+    if start not in text or end not in text:
+        raise ValueError(f"the README has no markers for the {name}: put the lines {start} and {end} where it "
+                         "belongs")
+    head, rest = text.split(start, 1)
+    return "\n".join([head + start, *lines, end + rest.split(end, 1)[1]])
+
+
 def add_pause_option(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--pause-file", type=Path, help="stop before the next cell while this file exists (the CPU "
                     "is needed elsewhere; run again to resume)")

@@ -8,6 +8,7 @@ run resumes), with ``sample_size.md`` (table and chart) and ``sample_size.html``
     .venv/bin/python bench/sample_size.py                  # iris and moons
     .venv/bin/python bench/sample_size.py --quick          # tiny model, 1 epoch: checks the script
     .venv/bin/python bench/sample_size.py --rebaseline     # baselines of older cells, measured again
+    .venv/bin/python bench/sample_size.py --readme         # README's tables, from the JSON
 
 Baselines choose their settings on each seed's validation rows (``lift_core.baselines``); cells
 measured before they did keep their LIFT figures and get their baselines measured again in-process
@@ -17,6 +18,7 @@ on the same cut of training rows by ``--rebaseline``.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -28,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.cells import (DEFAULT_OUT, Cells, add_pause_option, baseline_lines, baselines_of, machines,  # noqa: E402
-                         paused, quick_out, rebaseline_stored, recorded_command, run_cli)
+                         README, paused, quick_out, rebaseline_stored, recorded_command, run_cli, with_readme_block)
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 from lift_core.experiment import RunRequest  # noqa: E402
 
@@ -41,12 +43,21 @@ def cell_request(cell: dict) -> RunRequest:
 
 
 def curves(cells: list[dict], data: str) -> dict:
-    """Per size: LIFT's and the reference baseline's accuracies over seeds."""
+    """Per size: LIFT's and the reference baseline's accuracies over seeds.
+
+    The reference is the baseline best with every training row; several often tie there (1.000 on
+    moons), so the tie goes to the best over all sizes, then to the name: a set's order changes from
+    one process to the next, and the report with it."""
     got = [c for c in cells if c["data"] == data]
     largest = max(c["rows"] for c in got)
-    full = [c["baselines"] for c in got if c["rows"] == largest]
-    names = {n for b in full for n in b if n != "majority"}
-    best = max(names, key=lambda n: np.mean([b[n] for b in full if n in b])) if names else None
+    names = sorted({n for c in got if c["rows"] == largest for n in c["baselines"] if n != "majority"})
+
+    def strength(name: str) -> tuple[float, float]:
+        def mean(at: list[dict]) -> float:
+            return float(np.mean([c["baselines"][name] for c in at if name in c["baselines"]] or [0.0]))
+        return mean([c for c in got if c["rows"] == largest]), mean(got)
+
+    best = max(names, key=strength) if names else None
     out = {"best": best, "sizes": []}
     for rows in sorted({c["rows"] for c in got}):
         at = [c for c in got if c["rows"] == rows]
@@ -99,6 +110,21 @@ def report(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def readme_block(doc: dict) -> list[str]:
+    """The README's tables: per data set, LIFT and the reference baseline against training rows."""
+    lines = []
+    for data in sorted({c["data"] for c in doc["cells"]}):
+        cv = curves(doc["cells"], data)
+        label = BASELINE_LABELS.get(cv["best"], cv["best"])
+        lines += [f"| {data} rows | " + " | ".join(str(s["rows"]) for s in cv["sizes"]) + " |",
+                  "|---|" + "---|" * len(cv["sizes"]),
+                  "| LIFT | " + " | ".join(f"{s['lift'][0]:.2f} ± {s['lift'][1]:.2f}" for s in cv["sizes"]) + " |",
+                  f"| {label} | " + " | ".join(
+                      f"{s['baseline'][0]:.2f} ± {s['baseline'][1]:.2f}" if s["baseline"] else "" for s in cv["sizes"])
+                  + " |", ""]
+    return lines[:-1]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=list(SIZES))
@@ -111,6 +137,7 @@ def main() -> int:
     ap.add_argument("--rebaseline", action="store_true",
                     help="no LIFT runs: measure again the baselines of stored cells measured before baselines "
                          "chose their settings on the validation rows")
+    ap.add_argument("--readme", action="store_true", help="no runs: write README.md's tables from the stored cells")
     add_pause_option(ap)
     args = ap.parse_args()
     if args.quick:
@@ -122,6 +149,12 @@ def main() -> int:
         (args.out / "sample_size.md").write_text(report(doc))
         chart(doc).write_html(args.out / "sample_size.html", include_plotlyjs="cdn")
 
+    if args.readme:
+        doc = json.loads((args.out / "sample_size.json").read_text())
+        README.write_text(with_readme_block(README.read_text(), "sample-size tables", "sample_size.py",
+                                            readme_block(doc)))
+        print(f"{README}: tables written from {args.out / 'sample_size.json'}")
+        return 0
     if args.rebaseline:
         return rebaseline_stored(args.out / "sample_size.json", lambda c: c["data"] in args.datasets and c["seed"] in
                                  args.seeds and (not args.sizes or c["rows"] in args.sizes), cell_request, write)

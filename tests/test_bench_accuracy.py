@@ -6,9 +6,9 @@ import json
 import pytest
 
 from bench_helpers import run_quick
-from bench.accuracy import (CHEAP_FIRST, DATASETS, README, _cpu, cell_request, chart, readme_block, readme_with_results,
+from bench.accuracy import (CHEAP_FIRST, DATASETS, _cpu, cell_request, chart, readme_block, readme_with_results,
                             report, summary)
-from bench.cells import DEFAULT_OUT, rebaseline
+from bench.cells import DEFAULT_OUT, README, readme_marks, rebaseline, with_readme_block
 from bench.cells import machine
 
 
@@ -163,14 +163,12 @@ def test_writing_the_readme_keeps_its_prose_and_names_missing_markers():
         {"data": "iris", "seed": 0, "task": "classification", "lift": {"accuracy": 0.9}, "train_seconds": 1.0,
          "baselines": {"svm": 0.99}, "machine": "EPYC"}]}
     prose = "intro\n{}\nold table\n{}\nmiddle\n{}\n{}\nend"
-    marks = [m for task in ("classification", "regression") for m in
-             (f"<!-- {task} results: written by `python bench/accuracy.py --readme` from "
-              "docs/benchmarks/accuracy.json; do not edit -->", f"<!-- end of {task} results -->")]
+    marks = [*readme_marks("classification results", "accuracy.py"), *readme_marks("regression results", "accuracy.py")]
     out = readme_with_results(prose.format(*marks), doc)
     assert out.startswith("intro\n") and "\nmiddle\n" in out and out.endswith("\nend") and "old table" not in out
     assert "| iris | 1 | 90.00 (one seed) |" in out
     assert readme_with_results(out, doc) == out  # written twice, the same
-    with pytest.raises(ValueError, match="no regression markers"):
+    with pytest.raises(ValueError, match="no markers for the regression results"):
         readme_with_results(prose.format(*marks[:2], "", ""), doc)
 
 
@@ -191,3 +189,23 @@ def test_sample_size_cells_have_their_baselines_measured_again_on_their_own_cut_
     assert rebaseline(doc, lambda c: True, cut_request, lambda d: None) == 1
     assert seen == [16] and cell["lift"] == 0.4 and set(cell["baseline_params"]["svm"])
     assert "by `python bench/sample_size.py --rebaseline`" in curve_report(doc)
+
+
+def test_the_readme_sample_size_tables_are_those_the_stored_cells_give():
+    from bench.sample_size import readme_block as curve_block
+
+    text = README.read_text()
+    block = curve_block(json.loads((DEFAULT_OUT / "sample_size.json").read_text()))
+    assert with_readme_block(text, "sample-size tables", "sample_size.py", block) == text
+
+
+def test_the_sample_size_reference_baseline_breaks_a_tie_at_every_row_by_the_whole_curve():
+    from bench.sample_size import curves
+
+    def cell(rows, seed, knn, svm):
+        return {"data": "moons", "rows": rows, "seed": seed, "lift": 0.5, "baselines": {"majority": 1.0, "knn": knn,
+                                                                                         "svm": svm}}
+
+    cells = [cell(16, 0, 0.9, 0.8), cell(16, 1, 0.9, 0.8), cell(64, 0, 1.0, 1.0), cell(64, 1, 1.0, 1.0)]
+    assert curves(cells, "moons")["best"] == "knn"  # tied with every row; better with 16
+    assert curves([cell(64, 0, 0.9, 1.0)], "moons")["best"] == "svm"  # the majority class is no reference
