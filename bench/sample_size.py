@@ -93,7 +93,8 @@ def report(doc: dict) -> str:
              f"- **Settings:** model `{doc['settings']['model']}`, extra arguments "
              f"`{' '.join(doc['settings']['extra']) or '(none: every default)'}`; LIFT's split per seed, its "
              "training rows cut to N (stratified, by the same seed); validation and test rows unchanged. The "
-             "baseline is the one best with every training row. Interactive chart: `sample_size.html`.",
+             "baseline is the one best with every training row (on a tie, the best over all sizes). Interactive "
+             "chart: `sample_size.html`.",
              *baseline_lines(cells, "sample_size.py"), ""]
     for data in sorted({c["data"] for c in cells}):
         cv = curves(cells, data)
