@@ -36,8 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.cells import (DEFAULT_OUT, Cells, add_pause_option, baseline_lines, baselines_of,  # noqa: E402
-                         README, machines, paused, quick_out, rebaseline_stored, recorded_command, run_cli,
-                         with_readme_block)
+                         machines, paused, quick_out, rebaseline_stored, recorded_command, run_cli, write_readme)
 from bench.paper import CLASSIFICATION, REGRESSION  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 from lift_core.experiment import RunRequest  # noqa: E402
@@ -284,11 +283,9 @@ def readme_block(doc: dict, task: str) -> list[str]:
     return [*lines, "", *mermaid(rows, doc["settings"]["model"], task)]
 
 
-def readme_with_results(text: str, doc: dict) -> str:
-    """``text`` (the README) with each task's table and chart written anew from ``doc``."""
-    for task in ("classification", "regression"):
-        text = with_readme_block(text, f"{task} results", "accuracy.py", readme_block(doc, task))
-    return text
+def readme_blocks(doc: dict) -> dict[str, list[str]]:
+    """The README's blocks this suite writes: each task's table and chart."""
+    return {f"{task} results": readme_block(doc, task) for task in ("classification", "regression")}
 
 
 def main() -> int:
@@ -307,10 +304,8 @@ def main() -> int:
     add_pause_option(ap)
     args = ap.parse_args()
     if args.readme:
-        doc = json.loads((args.out / "accuracy.json").read_text())
-        README.write_text(readme_with_results(README.read_text(), doc))
-        print(f"{README}: tables and charts written from {args.out / 'accuracy.json'}")
-        return 0
+        source = args.out / "accuracy.json"
+        return write_readme("accuracy.py", readme_blocks(json.loads(source.read_text())), source)
     if args.quick:
         args.datasets, args.seeds, args.model, args.extra = ["iris", "linear_1d"], [0], "tiny", "--epochs 1"
         args.out = quick_out(args.out, "accuracy")

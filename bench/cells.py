@@ -51,14 +51,23 @@ def readme_marks(name: str, script: str) -> tuple[str, str]:
             "edit -->", f"<!-- end of {name} -->")
 
 
-def with_readme_block(text: str, name: str, script: str, lines: list[str]) -> str:
-    """``text`` (the README) with the block between ``name``'s markers made ``lines``."""
-    start, end = readme_marks(name, script)
-    if start not in text or end not in text:
-        raise ValueError(f"the README has no markers for the {name}: put the lines {start} and {end} where it "
-                         "belongs")
-    head, rest = text.split(start, 1)
-    return "\n".join([head + start, *lines, end + rest.split(end, 1)[1]])
+def with_readme_blocks(text: str, script: str, blocks: dict[str, list[str]]) -> str:
+    """``text`` (the README) with the block between each name's markers made its lines."""
+    for name, lines in blocks.items():
+        start, end = readme_marks(name, script)
+        if start not in text or end not in text:
+            raise ValueError(f"the README has no markers for the {name}: put the lines {start} and {end} where "
+                             "it belongs")
+        head, rest = text.split(start, 1)
+        text = "\n".join([head + start, *lines, end + rest.split(end, 1)[1]])
+    return text
+
+
+def write_readme(script: str, blocks: dict[str, list[str]], source: Path) -> int:
+    """A suite's ``--readme``: its blocks of README.md written anew from ``source``; the exit status."""
+    README.write_text(with_readme_blocks(README.read_text(), script, blocks))
+    print(f"{README}: {', '.join(blocks)} written from {source}")
+    return 0
 
 
 def add_pause_option(ap: argparse.ArgumentParser) -> None:

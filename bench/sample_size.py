@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.cells import (DEFAULT_OUT, Cells, add_pause_option, baseline_lines, baselines_of, machines,  # noqa: E402
-                         README, paused, quick_out, rebaseline_stored, recorded_command, run_cli, with_readme_block)
+                         paused, quick_out, rebaseline_stored, recorded_command, run_cli, write_readme)
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 from lift_core.experiment import RunRequest  # noqa: E402
 
@@ -42,6 +42,11 @@ def cell_request(cell: dict) -> RunRequest:
     return RunRequest(data=cell["data"], seed=cell["seed"], train_rows=cell["rows"])
 
 
+def _mean_of(name: str, cells: list[dict]) -> float:
+    """A baseline's mean accuracy over the cells that measured it."""
+    return float(np.mean([c["baselines"][name] for c in cells if name in c["baselines"]]))
+
+
 def curves(cells: list[dict], data: str) -> dict:
     """Per size: LIFT's and the reference baseline's accuracies over seeds.
 
@@ -51,13 +56,8 @@ def curves(cells: list[dict], data: str) -> dict:
     got = [c for c in cells if c["data"] == data]
     largest = max(c["rows"] for c in got)
     names = sorted({n for c in got if c["rows"] == largest for n in c["baselines"] if n != "majority"})
-
-    def strength(name: str) -> tuple[float, float]:
-        def mean(at: list[dict]) -> float:
-            return float(np.mean([c["baselines"][name] for c in at if name in c["baselines"]] or [0.0]))
-        return mean([c for c in got if c["rows"] == largest]), mean(got)
-
-    best = max(names, key=strength) if names else None
+    best = max(names, key=lambda n: (_mean_of(n, [c for c in got if c["rows"] == largest]), _mean_of(n, got)),
+               default=None)
     out = {"best": best, "sizes": []}
     for rows in sorted({c["rows"] for c in got}):
         at = [c for c in got if c["rows"] == rows]
@@ -111,8 +111,9 @@ def report(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def readme_block(doc: dict) -> list[str]:
-    """The README's tables: per data set, LIFT and the reference baseline against training rows."""
+def readme_blocks(doc: dict) -> dict[str, list[str]]:
+    """The README's block this suite writes: per data set, LIFT and the reference baseline against
+    training rows."""
     lines = []
     for data in sorted({c["data"] for c in doc["cells"]}):
         cv = curves(doc["cells"], data)
@@ -123,7 +124,7 @@ def readme_block(doc: dict) -> list[str]:
                   f"| {label} | " + " | ".join(
                       f"{s['baseline'][0]:.2f} ± {s['baseline'][1]:.2f}" if s["baseline"] else "" for s in cv["sizes"])
                   + " |", ""]
-    return lines[:-1]
+    return {"sample-size tables": lines[:-1]}
 
 
 def main() -> int:
@@ -151,11 +152,8 @@ def main() -> int:
         chart(doc).write_html(args.out / "sample_size.html", include_plotlyjs="cdn")
 
     if args.readme:
-        doc = json.loads((args.out / "sample_size.json").read_text())
-        README.write_text(with_readme_block(README.read_text(), "sample-size tables", "sample_size.py",
-                                            readme_block(doc)))
-        print(f"{README}: tables written from {args.out / 'sample_size.json'}")
-        return 0
+        source = args.out / "sample_size.json"
+        return write_readme("sample_size.py", readme_blocks(json.loads(source.read_text())), source)
     if args.rebaseline:
         return rebaseline_stored(args.out / "sample_size.json", lambda c: c["data"] in args.datasets and c["seed"] in
                                  args.seeds and (not args.sizes or c["rows"] in args.sizes), cell_request, write)

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from bench_helpers import run_quick
-from bench.accuracy import (CHEAP_FIRST, DATASETS, _cpu, cell_request, chart, readme_block, readme_with_results,
+from bench.accuracy import (CHEAP_FIRST, DATASETS, _cpu, cell_request, chart, readme_block, readme_blocks,
                             report, summary)
-from bench.cells import DEFAULT_OUT, README, machine, readme_marks, rebaseline, with_readme_block
+from bench.cells import DEFAULT_OUT, README, machine, readme_marks, rebaseline, with_readme_blocks
 
 
 @pytest.mark.slow
@@ -135,7 +135,8 @@ def test_the_readme_tables_are_those_the_stored_cells_give():
     """The README's results tables and charts are written by ``--readme``: a hand edit of a figure,
     or cells added without writing the README again, fails here (run ``bench/accuracy.py --readme``)."""
     text = README.read_text()
-    assert readme_with_results(text, json.loads((DEFAULT_OUT / "accuracy.json").read_text())) == text
+    doc = json.loads((DEFAULT_OUT / "accuracy.json").read_text())
+    assert with_readme_blocks(text, "accuracy.py", readme_blocks(doc)) == text
 
 
 def test_the_readme_block_says_how_each_set_stands_against_gptj_and_on_which_cpu():
@@ -163,12 +164,12 @@ def test_writing_the_readme_keeps_its_prose_and_names_missing_markers():
          "baselines": {"svm": 0.99}, "machine": "EPYC"}]}
     prose = "intro\n{}\nold table\n{}\nmiddle\n{}\n{}\nend"
     marks = [*readme_marks("classification results", "accuracy.py"), *readme_marks("regression results", "accuracy.py")]
-    out = readme_with_results(prose.format(*marks), doc)
+    out = with_readme_blocks(prose.format(*marks), "accuracy.py", readme_blocks(doc))
     assert out.startswith("intro\n") and "\nmiddle\n" in out and out.endswith("\nend") and "old table" not in out
     assert "| iris | 1 | 90.00 (one seed) |" in out
-    assert readme_with_results(out, doc) == out  # written twice, the same
+    assert with_readme_blocks(out, "accuracy.py", readme_blocks(doc)) == out  # written twice, the same
     with pytest.raises(ValueError, match="no markers for the regression results"):
-        readme_with_results(prose.format(*marks[:2], "", ""), doc)
+        with_readme_blocks(prose.format(*marks[:2], "", ""), "accuracy.py", readme_blocks(doc))
 
 
 def test_sample_size_cells_have_their_baselines_measured_again_on_their_own_cut_of_rows(monkeypatch):
@@ -191,11 +192,11 @@ def test_sample_size_cells_have_their_baselines_measured_again_on_their_own_cut_
 
 
 def test_the_readme_sample_size_tables_are_those_the_stored_cells_give():
-    from bench.sample_size import readme_block as curve_block
+    from bench.sample_size import readme_blocks as curve_blocks
 
     text = README.read_text()
-    block = curve_block(json.loads((DEFAULT_OUT / "sample_size.json").read_text()))
-    assert with_readme_block(text, "sample-size tables", "sample_size.py", block) == text
+    blocks = curve_blocks(json.loads((DEFAULT_OUT / "sample_size.json").read_text()))
+    assert with_readme_blocks(text, "sample_size.py", blocks) == text
 
 
 def test_the_sample_size_reference_baseline_breaks_a_tie_at_every_row_by_the_whole_curve():
