@@ -5,7 +5,10 @@ Each cell (data set × seed) is one ``python -m lift_core run`` in a fresh proce
 appended to ``docs/benchmarks/accuracy.json`` as they come, so an interrupted suite resumes where
 it stopped, and ``accuracy.md`` (tables and a chart) and ``accuracy.html`` (interactive chart) are
 rewritten after every cell with the date, machine and command. Cells run cheapest data set first;
-``--pause-file F`` stops the suite before its next cell while F exists.
+``--pause-file F`` stops the suite before its next cell while F exists. A cell keeps training
+checkpoints (``--checkpoints``), so one killed part-way (digits trains for hours on a CPU) carries
+on from its last checkpoint when the same command runs again, and its training time is the sum of
+its parts.
 
     .venv/bin/python bench/accuracy.py                        # everything (many CPU hours)
     .venv/bin/python bench/accuracy.py --datasets iris wine   # some
@@ -25,6 +28,7 @@ import json
 import re
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +52,9 @@ CHEAP_FIRST = ["iris", "wine", "moons", "blobs", "nine_clusters", "circles", "tw
                "breast_cancer", "digits"]
 
 
-def run_cell(data: str, seed: int, model: str, extra: list[str]) -> dict:
-    doc, wall = run_cli(["--data", data, "--model", model, "--seed", str(seed), *extra])
+def run_cell(data: str, seed: int, model: str, extra: list[str], checkpoints: Path) -> dict:
+    folder = checkpoints / f"accuracy-{data}-seed{seed}-{re.sub(r'[^A-Za-z0-9_.-]', '_', model)}"
+    doc, wall = run_cli(["--data", data, "--model", model, "--seed", str(seed), *extra, "--checkpoint-dir", str(folder)])
     main = "accuracy" if doc["task"] == "classification" else "rae"
     keep = ("accuracy", "macro_f1", "invalid_rate") if main == "accuracy" else ("rae", "rae_filtered", "rmse",
                                                                                 "invalid_rate")
@@ -57,7 +62,8 @@ def run_cell(data: str, seed: int, model: str, extra: list[str]) -> dict:
     return {"data": data, "seed": seed, "task": doc["task"], "n_train": doc["n_train"], "n_test": doc["n_test"],
             "lift": {k: lm.get(k) for k in keep}, "learning_rate": lm.get("learning_rate"),
             "best_epoch": lm.get("best_epoch"), "bf16": lm.get("bf16"), "train_seconds": lm["train_seconds"],
-            "wall_seconds": wall, **baselines_of(doc, main)}
+            "resumed_at_steps": lm["resumed_at_steps"],  # train_seconds sums the parts; wall is the last part's
+            "wall_seconds": None if lm["resumed_at_steps"] else wall, **baselines_of(doc, main)}
 
 
 def cell_request(cell: dict) -> RunRequest:
@@ -295,6 +301,8 @@ def main() -> int:
     ap.add_argument("--model", default="bundled")
     ap.add_argument("--extra", default="", help="more `lift_core run` arguments for every cell")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--checkpoints", type=Path, default=Path(tempfile.gettempdir()) / "lift-bench-checkpoints",
+                    help="where a cell keeps its training checkpoints until it is recorded")
     ap.add_argument("--quick", action="store_true", help="tiny model, 1 epoch, iris and linear_1d, seed 0")
     ap.add_argument("--rebaseline", action="store_true",
                     help="no LIFT runs: measure again the baselines of stored cells measured before baselines "
@@ -309,6 +317,7 @@ def main() -> int:
     if args.quick:
         args.datasets, args.seeds, args.model, args.extra = ["iris", "linear_1d"], [0], "tiny", "--epochs 1"
         args.out = quick_out(args.out, "accuracy")
+        args.checkpoints = args.out / "checkpoints"  # a check run beside others shares no checkpoint folder
     extra = shlex.split(args.extra)
 
     def write(doc: dict) -> None:
@@ -329,7 +338,7 @@ def main() -> int:
                 continue
             if paused(args.pause_file):
                 return 0
-            cell = cells.add(run_cell(data, seed, args.model, extra), write)
+            cell = cells.add(run_cell(data, seed, args.model, extra, args.checkpoints), write)
             main_value = cell["lift"].get("accuracy", cell["lift"].get("rae"))
             print(f"{data} seed {seed}: LIFT {main_value:.3f}, train {cell['train_seconds']:.0f} s", flush=True)
     return cells.close(args.out / "accuracy.md")

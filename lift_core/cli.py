@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--train-rows", type=int, help="use only this many of the training rows (stratified; for "
                                                   "learning curves); validation and test rows are unchanged")
     r.add_argument("--out", type=Path, help="also copy metrics.json, adapter.zip and test predictions here")
+    r.add_argument("--checkpoint-dir", type=Path, help="keep training checkpoints here (each epoch and every 10 "
+                   "minutes); the same command run again after a crash or a kill carries on from the last one. "
+                   "Removed when the run finishes. LIFT runs only")
 
     pr = sub.add_parser("predict", help="predict new rows with an adapter zip")
     pr.add_argument("--adapter", required=True, type=Path)
@@ -179,7 +182,7 @@ def _cmd_datasets() -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from lift_core.experiment import check_request, run_and_record
+    from lift_core.experiment import check_request, open_checkpoints, run_and_record
     from lift_core.jobs import request_key
     from lift_core.store import RunStore
 
@@ -187,6 +190,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise LiftError(f"--out {args.out} is a file; give a folder (it is created if missing)")
     check_request(request)  # bad input fails here, before a run is recorded or a model loaded
+    if args.checkpoint_dir is not None:
+        if args.checkpoint_dir.exists() and not args.checkpoint_dir.is_dir():
+            raise LiftError(f"--checkpoint-dir {args.checkpoint_dir} is a file; give a folder (it is created if missing)")
+        open_checkpoints(request, args.checkpoint_dir)
     store = RunStore()
     run_id = store.create_run({"request": request.to_dict(), "request_key": request_key(request)},
                               name=f"{request.data} · {request.lift.model}", dataset=request.data,
@@ -194,7 +201,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     bar = _Bar()
     try:
         doc = run_and_record(request, store, run_id, out=args.out, say=lambda s: print(s, file=sys.stderr),
-                             on_event=bar)
+                             on_event=bar, checkpoint_dir=args.checkpoint_dir)
     finally:
         bar.close()
     if doc is None:

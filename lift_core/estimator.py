@@ -98,7 +98,9 @@ class _LiftBase(BaseEstimator):
         return cfg, y
 
     def fit(self, X: pd.DataFrame, y, eval_set: tuple[pd.DataFrame, Any] | None = None,
-            on_event: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None):
+            on_event: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
+            checkpoint_dir: Path | None = None):
+        """Fine-tune; with ``checkpoint_dir``, carry on from the checkpoint a killed fit left there."""
         cfg, y = self._start_fit(X, y)
         tok = self.lm_.tokenizer
         prompts = self._prompt_ids(X)
@@ -116,7 +118,8 @@ class _LiftBase(BaseEstimator):
         collator = self._collator(features)
         self.train_result_: TrainResult = train_adapter(
             self.lm_.model, features, collator, cfg.train, self.lm_.device,
-            validate=validate, on_event=on_event, should_stop=should_stop, bf16=self.bf16_)
+            validate=validate, on_event=on_event, should_stop=should_stop, bf16=self.bf16_,
+            checkpoint_dir=checkpoint_dir)
         for_cpu_prediction(self.lm_.model, self.bf16_, self.lm_.device)
         self._last = None  # best weights restored: scores from training-time validation are stale
         return self

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -183,9 +184,48 @@ def export_adapter(estimator, path: Path, table: LoadedTable, metrics: dict[str,
     return write_bundle(path, folder, manifest, model_card(manifest))
 
 
+CHECKPOINT_REQUEST = "request.json"
+
+
+def open_checkpoints(request: RunRequest, folder: Path) -> Path:
+    """``folder``, checked to hold this run's checkpoints or none: carrying on from another run's
+    weights would mix two experiments without a word."""
+    if request.lift.method != "lift":
+        raise LiftError("checkpoints to carry a run on are kept for LIFT runs only; the prefix and prompt "
+                        "methods train in minutes: drop the checkpoint folder")
+    mine = json.loads(json.dumps({k: v for k, v in request.to_dict().items() if k != "baselines"}))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / CHECKPOINT_REQUEST
+    if path.is_file():
+        theirs = json.loads(path.read_text())
+        if theirs != mine:
+            differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            raise LiftError(f"{folder} holds the checkpoints of another run (it differs in {', '.join(differ)}): "
+                            "give the same settings to carry that run on, or an empty folder to start afresh")
+    elif any(folder.iterdir()):
+        raise LiftError(f"{folder} is not empty and holds no run's checkpoints: give an empty or a new folder")
+    else:
+        path.write_text(json.dumps(mine, indent=2))
+    return folder
+
+
+def clear_checkpoints(folder: Path) -> None:
+    """A finished run's checkpoints are spent: remove them, and the folder once it is empty."""
+    for item in folder.glob("checkpoint-*"):
+        shutil.rmtree(item, ignore_errors=True)
+    (folder / CHECKPOINT_REQUEST).unlink(missing_ok=True)
+    if not any(folder.iterdir()):
+        folder.rmdir()
+
+
 def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path | None = None,
-                   say: Say = print, on_event: Callable[[dict], None] | None = None) -> dict[str, Any]:
-    """Train and evaluate; record everything in the store; return the metrics document."""
+                   say: Say = print, on_event: Callable[[dict], None] | None = None,
+                   checkpoint_dir: Path | None = None) -> dict[str, Any]:
+    """Train and evaluate; record everything in the store; return the metrics document.
+
+    With ``checkpoint_dir`` training keeps checkpoints there and, when that folder holds this
+    run's, carries on from the last one; they are removed once the run has finished.
+    """
     started = time.time()
     run_dir = store.run_dir(run_id)
 
@@ -209,20 +249,25 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
     classes = list(p.classes) if p.classes is not None else None
 
     est = make_estimator(p.task, request.lift, p.target, classes)
+    fit_params: dict[str, Any] = {"eval_set": (X_val, y_val), "on_event": event,
+                                  "should_stop": lambda: store.cancel_requested(run_id)}
+    if checkpoint_dir is not None:
+        fit_params["checkpoint_dir"] = open_checkpoints(request, checkpoint_dir)
     log(f"{METHOD_LABELS[request.lift.method]}: training on {request.lift.model} ...")
-    lift = evaluate(est, X_tr, y_tr, X_te, y_te, p.task, classes,
-                    fit_params={"eval_set": (X_val, y_val), "on_event": event,
-                                "should_stop": lambda: store.cancel_requested(run_id)})
+    lift = evaluate(est, X_tr, y_tr, X_te, y_te, p.task, classes, fit_params=fit_params)
     result = est.train_result_
     if result.cancelled:
         raise RunCancelled()
+    if result.resumed_at_steps:
+        log(f"carried on from checkpoints at steps {', '.join(map(str, result.resumed_at_steps))}")
     lift_metrics = {**lift["metrics"], "method": request.lift.method, "trainable_parameters": int(est.n_trainable_),
                     "best_epoch": result.best_epoch, "learning_rate": result.learning_rate,
                     "train_seconds": result.seconds,
                     "tokens_per_s": (result.train_tokens / (result.seconds - result.eval_seconds)
                                      if result.seconds > result.eval_seconds else None),
                     "device": est.lm_.device, "quantization": est.lm_.quantization,
-                    "bf16": bool(getattr(est, "bf16_", False))}  # on CPU a per-machine choice: it moves the figures
+                    "bf16": bool(getattr(est, "bf16_", False)),  # on CPU a per-machine choice: it moves the figures
+                    "resumed_at_steps": result.resumed_at_steps}
     models: dict[str, Any] = {"lift": lift_metrics}
     if request.baselines:
         log("baselines: settings chosen on the validation rows, fitted on the same training rows ...")
@@ -256,6 +301,8 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
             dst = out / Path(src).name
             dst.write_bytes(Path(src).read_bytes())
     store.finish(run_id, "succeeded", metrics=doc, artifacts=artifacts)
+    if checkpoint_dir is not None:
+        clear_checkpoints(checkpoint_dir)
     return doc
 
 
@@ -264,13 +311,14 @@ class RunCancelled(Exception):
 
 
 def run_and_record(request: RunRequest, store: RunStore, run_id: str, out: Path | None = None,
-                   say: Say = print, on_event: Callable[[dict], None] | None = None) -> dict[str, Any] | None:
+                   say: Say = print, on_event: Callable[[dict], None] | None = None,
+                   checkpoint_dir: Path | None = None) -> dict[str, Any] | None:
     """``run_experiment`` with the run's final status always recorded, whatever happens."""
     import os
 
     store.mark_running(run_id, os.getpid(), os.getpgid(0) if hasattr(os, "getpgid") else None)
     try:
-        return run_experiment(request, store, run_id, out, say, on_event)
+        return run_experiment(request, store, run_id, out, say, on_event, checkpoint_dir)
     except RunCancelled:
         store.finish(run_id, "cancelled", error="cancelled by request")
         return None

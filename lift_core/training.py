@@ -3,20 +3,25 @@
 The Trainer brings mixed precision, gradient accumulation, schedulers and `accelerate launch`;
 what LIFT needs on top lives in callbacks: a validation metric each epoch (its direction minded:
 LIFT's code kept the worst epoch), the best adapter weights held in memory and restored at the
-end, early stopping, progress events for the run store, and a cooperative cancel.
+end, early stopping, progress events for the run store, a cooperative cancel, and checkpoints a
+killed run carries on from.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch.utils.data import Dataset
 
 from lift_core.config import LoraSettings, TrainSettings
+from lift_core.errors import LiftError
 
 Event = Callable[[dict[str, Any]], None]
 # model -> (score, metrics); scores are compared with ">" (tuples allowed: tie-breakers), higher is better
@@ -71,25 +76,49 @@ class TrainResult:
     best_score: Any
     history: list[dict[str, Any]] = field(default_factory=list)
     cancelled: bool = False
-    seconds: float = 0.0  # wall time of the whole fit, validation included
+    seconds: float = 0.0  # wall time of the whole fit, validation included (over all resumed parts)
     eval_seconds: float = 0.0
     train_tokens: int = 0
     learning_rate: float | None = None  # the rate used: "auto" resolved for the training rows
+    resumed_at_steps: list[int] = field(default_factory=list)  # where a checkpoint carried it on
+
+
+# A checkpoint is the Trainer's own (adapter, optimizer, scheduler, RNG, step) plus what the
+# callback holds: the best epoch's weights and the validation history. The state file is written
+# last, so a checkpoint without it was cut off part-way and is never resumed from.
+STATE_FILE = "lift_state.json"
+BEST_FILE = "lift_best.safetensors"
+CHECKPOINT_MINUTES = 10.0  # at most this much training is lost when the process dies
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint in ``folder`` (None: nothing to resume)."""
+    done = [p for p in folder.glob("checkpoint-*") if (p / STATE_FILE).is_file()]
+    return max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
 
 
 def _make_callback(validate: Validate | None, on_event: Event | None, should_stop: Callable[[], bool] | None,
-                   patience: int, collator, result: TrainResult):
+                   patience: int, collator, result: TrainResult, checkpoint_seconds: float | None, bf16: bool):
     from transformers import TrainerCallback
 
     class LiftCallback(TrainerCallback):
-        """Progress, per-epoch validation with best-epoch memory, early stopping, cancel."""
+        """Progress, per-epoch validation with best-epoch memory, early stopping, cancel, checkpoints."""
 
         def __init__(self) -> None:
             self.best_state: dict[str, torch.Tensor] | None = None
             self.bad_epochs = 0
             self.t0 = time.time()
+            self.seconds_before = 0.0  # time and tokens of the parts before a resume
+            self.tokens_before = 0
+            self.last_save = self.t0
             self.eval_seconds = 0.0  # validation time, kept out of the training throughput
             self.last_loss: float | None = None
+
+        def elapsed(self) -> float:
+            return self.seconds_before + time.time() - self.t0
+
+        def tokens(self) -> int:
+            return self.tokens_before + collator.tokens_seen
 
         def _emit(self, event: dict[str, Any]) -> None:
             if on_event is not None:
@@ -100,14 +129,16 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
             if not logs or "loss" not in logs:
                 return control
             self.last_loss = float(logs["loss"])
-            elapsed = time.time() - self.t0
+            elapsed = self.elapsed()
             training = elapsed - self.eval_seconds
             done, total = state.global_step, max(state.max_steps, 1)
+            fresh = done - (result.resumed_at_steps[-1] if result.resumed_at_steps else 0)  # steps this process ran
+            run_for = time.time() - self.t0
             self._emit({
                 "kind": "train", "step": done, "total_steps": total, "epoch": float(state.epoch or 0.0),
                 "loss": self.last_loss, "learning_rate": logs.get("learning_rate"),
-                "tokens_per_s": collator.tokens_seen / training if training > 0 else None,
-                "elapsed_s": elapsed, "eta_s": elapsed / done * (total - done) if done else None,
+                "tokens_per_s": self.tokens() / training if training > 0 else None,
+                "elapsed_s": elapsed, "eta_s": run_for / fresh * (total - done) if fresh else None,
             })
             return control
 
@@ -115,10 +146,16 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
             if should_stop is not None and should_stop():
                 result.cancelled = True
                 control.should_training_stop = True
+            elif checkpoint_seconds is not None and time.time() - self.last_save >= checkpoint_seconds:
+                control.should_save = True
             return control
 
         def on_epoch_end(self, args, state, control, model=None, **kwargs):
-            if result.cancelled or validate is None:
+            if result.cancelled:
+                return control
+            if checkpoint_seconds is not None:
+                control.should_save = True  # a new best epoch is worth keeping
+            if validate is None:
                 return control
             epoch = int(round(state.epoch or 0))
             started = time.time()
@@ -140,28 +177,72 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
                 control.should_training_stop = True
             return control
 
+        def on_save(self, args, state, control, **kwargs):
+            from safetensors.torch import save_file
+
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if self.best_state is not None:
+                save_file(self.best_state, str(folder / BEST_FILE))
+            doc = {"best_score": result.best_score, "best_epoch": result.best_epoch, "history": result.history,
+                   "bad_epochs": self.bad_epochs, "seconds": self.elapsed(), "eval_seconds": self.eval_seconds,
+                   "tokens": self.tokens(), "resumed_at_steps": result.resumed_at_steps, "bf16": bf16}
+            tmp = folder / (STATE_FILE + ".part")
+            tmp.write_text(json.dumps(doc, default=float))  # numpy scalars in metrics
+            tmp.replace(folder / STATE_FILE)
+            for old in Path(args.output_dir).glob("checkpoint-*"):
+                if old != folder:
+                    shutil.rmtree(old, ignore_errors=True)
+            self.last_save = time.time()
+            return control
+
+        def restore(self, checkpoint: Path) -> None:
+            """Carry on from ``checkpoint``: the callback's half (the Trainer restores its own)."""
+            from safetensors.torch import load_file
+
+            doc = json.loads((checkpoint / STATE_FILE).read_text())
+            if doc["bf16"] != bf16:
+                raise LiftError(f"the checkpoint in {checkpoint.parent} was trained {'with' if doc['bf16'] else 'without'}"
+                                f" bf16 and this run chose {'bf16' if bf16 else 'float32'}: resume it on the machine "
+                                "that started it, or set bf16_cpu to match, or start afresh in an empty folder")
+            score = doc["best_score"]
+            result.best_score = tuple(score) if isinstance(score, list) else score  # JSON turns tuples into lists
+            result.best_epoch, result.history = doc["best_epoch"], doc["history"]
+            self.bad_epochs, self.seconds_before = doc["bad_epochs"], doc["seconds"]
+            self.eval_seconds, self.tokens_before = doc["eval_seconds"], doc["tokens"]
+            result.resumed_at_steps = [*doc["resumed_at_steps"], int(checkpoint.name.rsplit("-", 1)[1])]
+            if (checkpoint / BEST_FILE).is_file():
+                self.best_state = load_file(str(checkpoint / BEST_FILE))
+
     return LiftCallback()
 
 
 def train_adapter(model, train_features: list[dict], collator, settings: TrainSettings, device: str,
                   validate: Validate | None = None, on_event: Event | None = None,
-                  should_stop: Callable[[], bool] | None = None, bf16: bool = False) -> TrainResult:
+                  should_stop: Callable[[], bool] | None = None, bf16: bool = False,
+                  checkpoint_dir: Path | None = None) -> TrainResult:
     """Train the trainable parameters of ``model`` in place (LoRA, or a prefix/prompt and head);
     on return it holds the best epoch's weights.
 
     ``collator`` turns a list of features into a batch whose forward returns a ``loss``, and counts
-    ``tokens_seen`` for the throughput in progress events.
+    ``tokens_seen`` for the throughput in progress events. With ``checkpoint_dir`` a checkpoint is
+    kept there (each epoch, and every ``CHECKPOINT_MINUTES``), and a later call with the same
+    folder and settings carries on from it instead of starting again: hours-long CPU runs survive
+    a killed process.
     """
     from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
     set_seed(settings.seed)
     result = TrainResult(best_epoch=None, best_score=None,
                          learning_rate=settings.resolved_learning_rate(len(train_features)))
-    callback = _make_callback(validate, on_event, should_stop, settings.early_stopping_patience, collator, result)
+    callback = _make_callback(validate, on_event, should_stop, settings.early_stopping_patience, collator, result,
+                              None if checkpoint_dir is None else CHECKPOINT_MINUTES * 60, bf16)
+    resume = None if checkpoint_dir is None else latest_checkpoint(checkpoint_dir)
+    if resume is not None:
+        callback.restore(resume)
     cuda = device == "cuda"
-    with tempfile.TemporaryDirectory(prefix="lift-trainer-") as out:
+    with tempfile.TemporaryDirectory(prefix="lift-trainer-") as scratch:
         args = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=settings.batch_size,
+            output_dir=str(checkpoint_dir or scratch), per_device_train_batch_size=settings.batch_size,
             gradient_accumulation_steps=settings.grad_accum, num_train_epochs=settings.epochs,
             learning_rate=result.learning_rate, warmup_steps=settings.warmup_ratio,
             weight_decay=settings.weight_decay, lr_scheduler_type="linear", seed=settings.seed,
@@ -172,10 +253,9 @@ def train_adapter(model, train_features: list[dict], collator, settings: TrainSe
         trainer = Trainer(model=model, args=args, train_dataset=_Rows(train_features), data_collator=collator,
                           callbacks=[callback])
         trainer.remove_callback(PrinterCallback)  # progress goes to our events, not to stdout
-        t0 = time.time()
-        trainer.train()
-        result.seconds = time.time() - t0
-    result.train_tokens = collator.tokens_seen
+        trainer.train(resume_from_checkpoint=None if resume is None else str(resume))
+        result.seconds = callback.elapsed()
+    result.train_tokens = callback.tokens()
     result.eval_seconds = callback.eval_seconds
     if callback.best_state is not None:
         with torch.no_grad():
@@ -184,4 +264,3 @@ def train_adapter(model, train_features: list[dict], collator, settings: TrainSe
                 params[name].copy_(value.to(params[name].device))
     model.eval()  # done training: dropout off, as from_pretrained hands models over
     return result
-

@@ -21,6 +21,8 @@ def test_quick_accuracy_suite_reports_ours_beside_the_paper(tmp_path):
     assert "| linear_1d | 1 |" in report and "0.081" in report
     assert "xychart-beta" in report and (tmp_path / "accuracy.html").exists()
     assert all(c["baseline_params"]["svm"] for c in doc["cells"])  # chosen on the validation rows
+    assert all(c["resumed_at_steps"] == [] and c["wall_seconds"] > 0 for c in doc["cells"])
+    assert list((tmp_path / "checkpoints").iterdir()) == []  # kept while a cell trains, removed once recorded
     assert "settings chosen on each seed's validation rows" in report and "scikit-learn's defaults" not in report
 
 

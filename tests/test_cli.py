@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from lift_core.cli import _parser, _request, main
+from lift_core.experiment import RunRequest, open_checkpoints
 from lift_core.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,6 +184,16 @@ def test_out_that_is_a_file_is_refused_before_training(capsys, tmp_path):
     (tmp_path / "taken").write_text("x")
     msg = one_error_line(capsys, ["run", "--data", "iris", "--model", "tiny", "--out", tmp_path / "taken"])
     assert "is a file" in msg
+    assert no_runs_recorded()
+
+
+def test_a_checkpoint_folder_of_another_run_is_refused_before_training(capsys, tmp_path):
+    (tmp_path / "taken").write_text("x")
+    msg = one_error_line(capsys, ["run", "--data", "iris", "--model", "tiny", "--checkpoint-dir", tmp_path / "taken"])
+    assert "is a file" in msg
+    open_checkpoints(RunRequest(data="iris", seed=0), tmp_path / "ckpt")  # a killed run left it
+    msg = one_error_line(capsys, ["run", "--data", "iris", "--seed", "3", "--checkpoint-dir", tmp_path / "ckpt"])
+    assert "another run" in msg and "seed" in msg
     assert no_runs_recorded()
 
 

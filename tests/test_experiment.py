@@ -43,7 +43,8 @@ def _run_cli(tmp_path_factory, name: str, argv: list[str]) -> SimpleNamespace:
 @pytest.fixture(scope="module")
 def iris_run(tmp_path_factory):
     return _run_cli(tmp_path_factory, "iris-run",
-                    ["run", "--data", "iris", "--model", "tiny", "--epochs", "1", "--batch-size", "8"])
+                    ["run", "--data", "iris", "--model", "tiny", "--epochs", "1", "--batch-size", "8",
+                     "--checkpoint-dir", str(tmp_path_factory.getbasetemp() / "iris-checkpoints")])
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,12 @@ def test_run_exits_0_and_writes_metrics(iris_run):
     assert m["models"]["lift"]["best_epoch"] == 1 and len(m["history"]) == 1
     assert m["models"]["lift"]["learning_rate"] == 2e-3  # automatic: 96 rows at batch 8 are 12 steps an epoch
     assert isinstance(m["models"]["lift"]["bf16"], bool)  # a CPU's probe picks it, and it moves the figures
+    assert m["models"]["lift"]["resumed_at_steps"] == []
+
+
+def test_a_finished_run_removes_its_checkpoints(iris_run, tmp_path_factory):
+    assert iris_run.code == 0
+    assert not (tmp_path_factory.getbasetemp() / "iris-checkpoints").exists()
 
 
 def test_run_evaluates_every_baseline(iris_run):
