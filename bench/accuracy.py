@@ -28,7 +28,6 @@ import json
 import re
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +43,7 @@ from bench.cells import (DEFAULT_OUT, Cells, add_pause_option, baseline_lines, b
 from bench.paper import CLASSIFICATION, REGRESSION  # noqa: E402
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 from lift_core.experiment import RunRequest  # noqa: E402
+from lift_core.models import cache_dir  # noqa: E402
 
 DATASETS = [*CLASSIFICATION, *REGRESSION]  # the reports' order: the paper's
 # The order cells are measured in: cheapest first (on a 2-core CPU, minutes for iris, hours for
@@ -301,8 +301,9 @@ def main() -> int:
     ap.add_argument("--model", default="bundled")
     ap.add_argument("--extra", default="", help="more `lift_core run` arguments for every cell")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--checkpoints", type=Path, default=Path(tempfile.gettempdir()) / "lift-bench-checkpoints",
-                    help="where a cell keeps its training checkpoints until it is recorded")
+    ap.add_argument("--checkpoints", type=Path, default=cache_dir() / "bench-checkpoints",
+                    help="where a cell keeps its training checkpoints until it is recorded (default: in LIFT "
+                         "Studio's cache, LIFT_CACHE or ~/.cache/lift-studio)")
     ap.add_argument("--quick", action="store_true", help="tiny model, 1 epoch, iris and linear_1d, seed 0")
     ap.add_argument("--rebaseline", action="store_true",
                     help="no LIFT runs: measure again the baselines of stored cells measured before baselines "

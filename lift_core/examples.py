@@ -93,11 +93,13 @@ class TrainCollator:
         self.pad_id = pad_id
         self.tail_logits = tail_logits
         self.tokens_seen = 0  # read by the progress callback for tokens/s
+        self.last_tokens = 0  # the latest batch's: the data loader reads one batch ahead of training
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         seqs = [f["input_ids"] for f in features]
         labels = [f["labels"] for f in features]
-        self.tokens_seen += sum(len(s) for s in seqs)
+        self.last_tokens = sum(len(s) for s in seqs)
+        self.tokens_seen += self.last_tokens
         if not self.tail_logits:
             return pad_batch(seqs, self.pad_id, labels=labels)
         batch = pad_batch(seqs, self.pad_id, left=True, labels=labels)

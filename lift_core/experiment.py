@@ -12,10 +12,11 @@ import platform
 import shutil
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,7 @@ from lift_core.errors import LiftError
 from lift_core.examples import check_fits
 from lift_core.estimator import LiftClassifier, LiftRegressor, PairClassifier
 from lift_core.store import RunStore
+from lift_core.training import latest_checkpoint
 
 Say = Callable[[str], None]
 
@@ -185,6 +187,7 @@ def export_adapter(estimator, path: Path, table: LoadedTable, metrics: dict[str,
 
 
 CHECKPOINT_REQUEST = "request.json"
+CHECKPOINT_LOCK = ".lock"
 
 
 def open_checkpoints(request: RunRequest, folder: Path) -> Path:
@@ -196,24 +199,41 @@ def open_checkpoints(request: RunRequest, folder: Path) -> Path:
     mine = json.loads(json.dumps({k: v for k, v in request.to_dict().items() if k != "baselines"}))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / CHECKPOINT_REQUEST
-    if path.is_file():
+    if path.is_file() and latest_checkpoint(folder) is not None:
         theirs = json.loads(path.read_text())
         if theirs != mine:
             differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             raise LiftError(f"{folder} holds the checkpoints of another run (it differs in {', '.join(differ)}): "
                             "give the same settings to carry that run on, or an empty folder to start afresh")
-    elif any(folder.iterdir()):
+    elif any(p.name not in (CHECKPOINT_REQUEST, CHECKPOINT_LOCK) for p in folder.iterdir()):
         raise LiftError(f"{folder} is not empty and holds no run's checkpoints: give an empty or a new folder")
-    else:
+    else:  # new, or claimed by a run that failed before its first checkpoint
         path.write_text(json.dumps(mine, indent=2))
     return folder
+
+
+@contextmanager
+def checkpoints_held(request: RunRequest, folder: Path) -> Iterator[Path]:
+    """``open_checkpoints`` with the folder locked while the run lasts: two runs carrying on from
+    one folder would delete each other's checkpoints."""
+    import fcntl
+
+    open_checkpoints(request, folder)
+    with open(folder / CHECKPOINT_LOCK, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LiftError(f"another run is using the checkpoints in {folder}: wait for it to end, or give "
+                            "another folder") from None
+        yield folder
 
 
 def clear_checkpoints(folder: Path) -> None:
     """A finished run's checkpoints are spent: remove them, and the folder once it is empty."""
     for item in folder.glob("checkpoint-*"):
         shutil.rmtree(item, ignore_errors=True)
-    (folder / CHECKPOINT_REQUEST).unlink(missing_ok=True)
+    for name in (CHECKPOINT_REQUEST, CHECKPOINT_LOCK):
+        (folder / name).unlink(missing_ok=True)
     if not any(folder.iterdir()):
         folder.rmdir()
 
@@ -251,15 +271,19 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
     est = make_estimator(p.task, request.lift, p.target, classes)
     fit_params: dict[str, Any] = {"eval_set": (X_val, y_val), "on_event": event,
                                   "should_stop": lambda: store.cancel_requested(run_id)}
-    if checkpoint_dir is not None:
-        fit_params["checkpoint_dir"] = open_checkpoints(request, checkpoint_dir)
     log(f"{METHOD_LABELS[request.lift.method]}: training on {request.lift.model} ...")
-    lift = evaluate(est, X_tr, y_tr, X_te, y_te, p.task, classes, fit_params=fit_params)
+    if checkpoint_dir is None:
+        lift = evaluate(est, X_tr, y_tr, X_te, y_te, p.task, classes, fit_params=fit_params)
+    else:
+        with checkpoints_held(request, checkpoint_dir) as folder:
+            lift = evaluate(est, X_tr, y_tr, X_te, y_te, p.task, classes,
+                            fit_params={**fit_params, "checkpoint_dir": folder})
     result = est.train_result_
     if result.cancelled:
         raise RunCancelled()
     if result.resumed_at_steps:
         log(f"carried on from checkpoints at steps {', '.join(map(str, result.resumed_at_steps))}")
+        lift["metrics"]["fit_seconds"] = None  # the last part's only; train_seconds sums the parts
     lift_metrics = {**lift["metrics"], "method": request.lift.method, "trainable_parameters": int(est.n_trainable_),
                     "best_epoch": result.best_epoch, "learning_rate": result.learning_rate,
                     "train_seconds": result.seconds,

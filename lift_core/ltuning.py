@@ -278,6 +278,7 @@ class PairCollator:
         self.n_labels = n_labels
         self.rng = np.random.default_rng(seed)
         self.tokens_seen = 0
+        self.last_tokens = 0  # the latest batch's: the data loader reads one batch ahead of training
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         n = len(features)
@@ -289,7 +290,8 @@ class PairCollator:
             labels.append(y if true_pair else int((y + self.rng.integers(1, self.n_labels)) % self.n_labels))
         batch = self.batcher([f["prompt_ids"] for f in features], labels)
         batch["targets"] = torch.tensor(truth, dtype=torch.float32)
-        self.tokens_seen += int(batch["attention_mask"].sum())
+        self.last_tokens = int(batch["attention_mask"].sum())
+        self.tokens_seen += self.last_tokens
         return batch
 
 

@@ -40,7 +40,8 @@ class LoadedModel:
 
 
 def cache_dir() -> Path:
-    """Where converted models are kept between runs (``LIFT_CACHE`` overrides)."""
+    """Where things are kept between runs: converted models, probes, benchmark checkpoints
+    (``LIFT_CACHE`` overrides)."""
     root = os.environ.get("LIFT_CACHE") or (Path.home() / ".cache" / "lift-studio")
     return Path(root)
 

@@ -91,6 +91,12 @@ BEST_FILE = "lift_best.safetensors"
 CHECKPOINT_MINUTES = 10.0  # at most this much training is lost when the process dies
 
 
+def _mid_epoch(state) -> bool:
+    """Whether the step just taken left an epoch unfinished (the Trainer sets ``epoch`` to a whole
+    number exactly at an epoch's last step)."""
+    return abs(state.epoch - round(state.epoch)) > 1e-9
+
+
 def latest_checkpoint(folder: Path) -> Path | None:
     """The newest complete checkpoint in ``folder`` (None: nothing to resume)."""
     done = [p for p in folder.glob("checkpoint-*") if (p / STATE_FILE).is_file()]
@@ -98,7 +104,8 @@ def latest_checkpoint(folder: Path) -> Path | None:
 
 
 def _make_callback(validate: Validate | None, on_event: Event | None, should_stop: Callable[[], bool] | None,
-                   patience: int, collator, result: TrainResult, checkpoint_seconds: float | None, bf16: bool):
+                   patience: int, collator, result: TrainResult, checkpoint_seconds: float | None,
+                   precision: dict[str, Any]):
     from transformers import TrainerCallback
 
     class LiftCallback(TrainerCallback):
@@ -113,6 +120,7 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
             self.last_save = self.t0
             self.eval_seconds = 0.0  # validation time, kept out of the training throughput
             self.last_loss: float | None = None
+            self.stopped = False  # early stopping, kept in checkpoints: a stopped run is not trained on
 
         def elapsed(self) -> float:
             return self.seconds_before + time.time() - self.t0
@@ -146,7 +154,8 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
             if should_stop is not None and should_stop():
                 result.cancelled = True
                 control.should_training_stop = True
-            elif checkpoint_seconds is not None and time.time() - self.last_save >= checkpoint_seconds:
+            elif (checkpoint_seconds is not None and time.time() - self.last_save >= checkpoint_seconds
+                  and _mid_epoch(state)):  # an epoch's last step is saved after its validation, not before
                 control.should_save = True
             return control
 
@@ -174,7 +183,7 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
             self._emit({"kind": "eval", "step": state.global_step, "epoch": epoch, "best_epoch": result.best_epoch,
                         "improved": improved, **{k: v for k, v in record.items() if k != "epoch"}})
             if patience and self.bad_epochs >= patience:
-                control.should_training_stop = True
+                control.should_training_stop = self.stopped = True
             return control
 
         def on_save(self, args, state, control, **kwargs):
@@ -183,9 +192,11 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if self.best_state is not None:
                 save_file(self.best_state, str(folder / BEST_FILE))
+            read_ahead = collator.last_tokens if _mid_epoch(state) else 0  # collated, not yet trained on
             doc = {"best_score": result.best_score, "best_epoch": result.best_epoch, "history": result.history,
-                   "bad_epochs": self.bad_epochs, "seconds": self.elapsed(), "eval_seconds": self.eval_seconds,
-                   "tokens": self.tokens(), "resumed_at_steps": result.resumed_at_steps, "bf16": bf16}
+                   "bad_epochs": self.bad_epochs, "stopped": self.stopped, "seconds": self.elapsed(),
+                   "eval_seconds": self.eval_seconds, "tokens": self.tokens() - read_ahead,
+                   "resumed_at_steps": result.resumed_at_steps, **precision}
             tmp = folder / (STATE_FILE + ".part")
             tmp.write_text(json.dumps(doc, default=float))  # numpy scalars in metrics
             tmp.replace(folder / STATE_FILE)
@@ -200,14 +211,15 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
             from safetensors.torch import load_file
 
             doc = json.loads((checkpoint / STATE_FILE).read_text())
-            if doc["bf16"] != bf16:
-                raise LiftError(f"the checkpoint in {checkpoint.parent} was trained {'with' if doc['bf16'] else 'without'}"
-                                f" bf16 and this run chose {'bf16' if bf16 else 'float32'}: resume it on the machine "
-                                "that started it, or set bf16_cpu to match, or start afresh in an empty folder")
+            then = {k: doc[k] for k in precision}
+            if then != precision:
+                raise LiftError(f"the checkpoint in {checkpoint.parent} was trained with {then} and this run has "
+                                f"{precision}: carry it on where it started (same device; bf16_cpu set to match), or "
+                                "start afresh in an empty folder")
             score = doc["best_score"]
             result.best_score = tuple(score) if isinstance(score, list) else score  # JSON turns tuples into lists
             result.best_epoch, result.history = doc["best_epoch"], doc["history"]
-            self.bad_epochs, self.seconds_before = doc["bad_epochs"], doc["seconds"]
+            self.bad_epochs, self.stopped, self.seconds_before = doc["bad_epochs"], doc["stopped"], doc["seconds"]
             self.eval_seconds, self.tokens_before = doc["eval_seconds"], doc["tokens"]
             result.resumed_at_steps = [*doc["resumed_at_steps"], int(checkpoint.name.rsplit("-", 1)[1])]
             if (checkpoint / BEST_FILE).is_file():
@@ -235,7 +247,8 @@ def train_adapter(model, train_features: list[dict], collator, settings: TrainSe
     result = TrainResult(best_epoch=None, best_score=None,
                          learning_rate=settings.resolved_learning_rate(len(train_features)))
     callback = _make_callback(validate, on_event, should_stop, settings.early_stopping_patience, collator, result,
-                              None if checkpoint_dir is None else CHECKPOINT_MINUTES * 60, bf16)
+                              None if checkpoint_dir is None else CHECKPOINT_MINUTES * 60,
+                              {"device": device, "bf16": bf16})
     resume = None if checkpoint_dir is None else latest_checkpoint(checkpoint_dir)
     if resume is not None:
         callback.restore(resume)
@@ -253,7 +266,8 @@ def train_adapter(model, train_features: list[dict], collator, settings: TrainSe
         trainer = Trainer(model=model, args=args, train_dataset=_Rows(train_features), data_collator=collator,
                           callbacks=[callback])
         trainer.remove_callback(PrinterCallback)  # progress goes to our events, not to stdout
-        trainer.train(resume_from_checkpoint=None if resume is None else str(resume))
+        if not callback.stopped:  # stopped early before the kill: only the best weights are wanted
+            trainer.train(resume_from_checkpoint=None if resume is None else str(resume))
         result.seconds = callback.elapsed()
     result.train_tokens = callback.tokens()
     result.eval_seconds = callback.eval_seconds

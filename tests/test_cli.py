@@ -17,6 +17,7 @@ import pytest
 
 from lift_core.cli import _parser, _request, main
 from lift_core.experiment import RunRequest, open_checkpoints
+from lift_core.training import STATE_FILE
 from lift_core.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,6 +193,8 @@ def test_a_checkpoint_folder_of_another_run_is_refused_before_training(capsys, t
     msg = one_error_line(capsys, ["run", "--data", "iris", "--model", "tiny", "--checkpoint-dir", tmp_path / "taken"])
     assert "is a file" in msg
     open_checkpoints(RunRequest(data="iris", seed=0), tmp_path / "ckpt")  # a killed run left it
+    (tmp_path / "ckpt" / "checkpoint-7").mkdir()
+    (tmp_path / "ckpt" / "checkpoint-7" / STATE_FILE).write_text("{}")
     msg = one_error_line(capsys, ["run", "--data", "iris", "--seed", "3", "--checkpoint-dir", tmp_path / "ckpt"])
     assert "another run" in msg and "seed" in msg
     assert no_runs_recorded()
