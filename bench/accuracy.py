@@ -225,8 +225,10 @@ def cell_table(cells: list[dict]) -> list[str]:
         value = c["lift"].get("accuracy", c["lift"].get("rae"))
         bf16 = {True: "yes", False: "no"}.get(c.get("bf16"), "not recorded")
         rate = "" if c.get("learning_rate") is None else f"{c['learning_rate']:.2e}"
+        resumed = c.get("resumed_at_steps") or []  # a cell killed part-way and carried on from checkpoints
+        parts = f" (carried on at step {', '.join(map(str, resumed))})" if resumed else ""
         lines.append(f"| {c['data']} | {c['seed']} | {value:.4f} | {c.get('best_epoch') or ''} | {rate} | {bf16} | "
-                     f"{c['train_seconds']:.0f} | {c['date'][:10]} | {c.get('commit', '')} | {c['machine']} |")
+                     f"{c['train_seconds']:.0f}{parts} | {c['date'][:10]} | {c.get('commit', '')} | {c['machine']} |")
     return lines + [""]
 
 

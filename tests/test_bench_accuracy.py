@@ -58,13 +58,13 @@ def test_the_report_says_which_machine_and_precision_measured_each_cell():
                 "baselines": {"logreg": 1.0}, "date": "2026-11-23T07:00:00+00:00", "commit": "abc1234",
                 "machine": machine}
 
-    doc = {"cells": [cell(0, "Xeon", True), cell(1, "EPYC", False)], "command": "python bench/accuracy.py",
-           "settings": {"model": "bundled", "extra": [], "datasets": ["iris"]}}
+    doc = {"cells": [cell(0, "Xeon", True), {**cell(1, "EPYC", False), "resumed_at_steps": [81, 900]}],
+           "command": "python bench/accuracy.py", "settings": {"model": "bundled", "extra": [], "datasets": ["iris"]}}
     text = report(doc)
     assert "Xeon (1 cell); EPYC (1 cell)" in text
     assert "| 150 (2 machines: see the cells) |" in text  # a mean over two CPUs' seconds is flagged
     assert "| iris | 0 | 0.9000 | 8 | 2.00e-03 | yes | 100 |" in text
-    assert "| iris | 1 | 0.9000 | 8 | 2.00e-03 | no | 200 |" in text
+    assert "| iris | 1 | 0.9000 | 8 | 2.00e-03 | no | 200 (carried on at step 81, 900) |" in text  # in 3 parts
 
 
 def test_the_chart_puts_regression_beside_the_paper_too():
