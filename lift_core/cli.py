@@ -187,12 +187,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from lift_core.store import RunStore
 
     request = _request(args)
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        raise LiftError(f"--out {args.out} is a file; give a folder (it is created if missing)")
+    for flag, folder in (("--out", args.out), ("--checkpoint-dir", args.checkpoint_dir)):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise LiftError(f"{flag} {folder} is a file; give a folder (it is created if missing)")
     check_request(request)  # bad input fails here, before a run is recorded or a model loaded
     if args.checkpoint_dir is not None:
-        if args.checkpoint_dir.exists() and not args.checkpoint_dir.is_dir():
-            raise LiftError(f"--checkpoint-dir {args.checkpoint_dir} is a file; give a folder (it is created if missing)")
         open_checkpoints(request, args.checkpoint_dir)
     store = RunStore()
     run_id = store.create_run({"request": request.to_dict(), "request_key": request_key(request)},

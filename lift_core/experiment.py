@@ -12,7 +12,7 @@ import platform
 import shutil
 import time
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -272,12 +272,10 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
     fit_params: dict[str, Any] = {"eval_set": (X_val, y_val), "on_event": event,
                                   "should_stop": lambda: store.cancel_requested(run_id)}
     log(f"{METHOD_LABELS[request.lift.method]}: training on {request.lift.model} ...")
-    if checkpoint_dir is None:
+    with nullcontext() if checkpoint_dir is None else checkpoints_held(request, checkpoint_dir) as folder:
+        if folder is not None:
+            fit_params["checkpoint_dir"] = folder
         lift = evaluate(est, X_tr, y_tr, X_te, y_te, p.task, classes, fit_params=fit_params)
-    else:
-        with checkpoints_held(request, checkpoint_dir) as folder:
-            lift = evaluate(est, X_tr, y_tr, X_te, y_te, p.task, classes,
-                            fit_params={**fit_params, "checkpoint_dir": folder})
     result = est.train_result_
     if result.cancelled:
         raise RunCancelled()
