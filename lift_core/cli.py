@@ -73,7 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, help="also copy metrics.json, adapter.zip and test predictions here")
     r.add_argument("--checkpoint-dir", type=Path, help="keep training checkpoints here (each epoch and every 10 "
                    "minutes); the same command run again after a crash or a kill carries on from the last one. "
-                   "Removed when the run finishes. LIFT runs only")
+                   "Removed when the run finishes. LIFT runs only (default: in the run's folder, carried on "
+                   "with `carry-on RUN_ID`)")
+
+    c = sub.add_parser("carry-on", help="carry a failed or cancelled LIFT run on from its last checkpoint, here")
+    c.add_argument("run_id")
+    c.add_argument("--out", type=Path, help="also copy metrics.json, adapter.zip and test predictions here")
 
     pr = sub.add_parser("predict", help="predict new rows with an adapter zip")
     pr.add_argument("--adapter", required=True, type=Path)
@@ -182,14 +187,12 @@ def _cmd_datasets() -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from lift_core.experiment import check_request, open_checkpoints, run_and_record
-    from lift_core.jobs import request_key
+    from lift_core.experiment import check_request, open_checkpoints
+    from lift_core.jobs import checkpoint_folder, request_key
     from lift_core.store import RunStore
 
     request = _request(args)
-    for flag, folder in (("--out", args.out), ("--checkpoint-dir", args.checkpoint_dir)):
-        if folder is not None and folder.exists() and not folder.is_dir():
-            raise LiftError(f"{flag} {folder} is a file; give a folder (it is created if missing)")
+    _no_files(("--out", args.out), ("--checkpoint-dir", args.checkpoint_dir))
     check_request(request)  # bad input fails here, before a run is recorded or a model loaded
     if args.checkpoint_dir is not None:
         open_checkpoints(request, args.checkpoint_dir)
@@ -197,17 +200,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run_id = store.create_run({"request": request.to_dict(), "request_key": request_key(request)},
                               name=f"{request.data} · {request.lift.model}", dataset=request.data,
                               model=request.lift.model, method=request.lift.method)
+    return _train_here(request, store, run_id, args.out,
+                       args.checkpoint_dir or checkpoint_folder(store, run_id, request))
+
+
+def _cmd_carry_on(args: argparse.Namespace) -> int:
+    from lift_core.jobs import checkpoint_folder, reopen
+    from lift_core.store import RunStore
+
+    _no_files(("--out", args.out))
+    store = RunStore()
+    request = reopen(args.run_id, store, claim_pid=os.getpid())
+    return _train_here(request, store, args.run_id, args.out, checkpoint_folder(store, args.run_id, request))
+
+
+def _no_files(*flags: tuple[str, Path | None]) -> None:
+    for flag, folder in flags:
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise LiftError(f"{flag} {folder} is a file; give a folder (it is created if missing)")
+
+
+def _train_here(request, store, run_id: str, out: Path | None, checkpoint_dir: Path | None) -> int:
+    """Train a recorded run in this process with a progress bar, then print its results table."""
+    from lift_core.experiment import run_and_record
+
     bar = _Bar()
     try:
-        doc = run_and_record(request, store, run_id, out=args.out, say=lambda s: print(s, file=sys.stderr),
-                             on_event=bar, checkpoint_dir=args.checkpoint_dir)
+        doc = run_and_record(request, store, run_id, out=out, say=lambda s: print(s, file=sys.stderr),
+                             on_event=bar, checkpoint_dir=checkpoint_dir)
     finally:
         bar.close()
     if doc is None:
         print(f"run {run_id} was cancelled", file=sys.stderr)
         return 3
     print(results_table(doc))
-    print(f"\nrun {run_id}: files in {store.run_dir(run_id)}" + (f" and {args.out}" if args.out else ""))
+    print(f"\nrun {run_id}: files in {store.run_dir(run_id)}" + (f" and {out}" if out else ""))
     return 0
 
 
@@ -263,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "carry-on":
+            return _cmd_carry_on(args)
         if args.command == "predict":
             return _cmd_predict(args)
         if args.command == "worker":

@@ -4,7 +4,8 @@ A job is a run in the store plus a worker process (``python -m lift_core worker 
 in its own session, so it is its own process group: closing the browser tab, reloading the page or
 restarting Streamlit never touches it, and Stop can end the worker with every child it spawned.
 Status always comes from the store plus process liveness (``RunStore.reconcile``), so a worker
-that dies shows as failed instead of "running" forever.
+that dies shows as failed instead of "running" forever. A LIFT run keeps checkpoints in its folder
+while it trains, so one that failed or was stopped can be carried on instead of started again.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import psutil
 
 from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest
-from lift_core.store import ACTIVE, QUEUED, RUNNING, RunStore
+from lift_core.store import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, RunStore
+from lift_core.training import CHECKPOINT_MINUTES, checkpoint_step, latest_checkpoint
 
 WORKER_LOG = "worker.log"
+CHECKPOINTS = "checkpoints"  # in a LIFT run's folder: what "carry on" starts from
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -98,13 +101,71 @@ def run_worker(run_id: str, store: RunStore | None = None) -> int:
         raise LiftError(f"no run {run_id!r} in {store.db_path}")
     request = RunRequest.from_dict(run["config"]["request"])
     try:
-        run_and_record(request, store, run_id, say=lambda line: print(line, flush=True))
+        run_and_record(request, store, run_id, say=lambda line: print(line, flush=True),
+                       checkpoint_dir=checkpoint_folder(store, run_id, request))
         return 0
     except LiftError as exc:
         print(f"error: {exc}", flush=True)
         return 2
     finally:
         dispatch(store)
+
+
+def checkpoint_folder(store: RunStore, run_id: str, request: RunRequest) -> Path | None:
+    """Where a run keeps the checkpoints it can be carried on from; None for the prefix and prompt
+    methods, which train in minutes and keep none."""
+    return store.run_dir(run_id) / CHECKPOINTS if request.lift.method == "lift" else None
+
+
+def carry_on_step(store: RunStore, run: dict) -> int | None:
+    """The training step a failed or cancelled run would carry on from; None if it cannot be."""
+    if run["status"] not in (FAILED, CANCELLED):
+        return None
+    latest = latest_checkpoint(store.runs_root / run["id"] / CHECKPOINTS)
+    return None if latest is None else checkpoint_step(latest)
+
+
+def _why_not(run: dict) -> str:
+    status = run["status"]
+    if status in ACTIVE:
+        return f"run '{run['id']}' is still {status}; follow it on the Train page"
+    if status == SUCCEEDED:
+        return f"run '{run['id']}' has finished; there is nothing to carry on (run it again to train afresh)"
+    if run.get("method") not in (None, "lift"):
+        return (f"run '{run['id']}' used the {run['method']} method, which keeps no checkpoints (it trains in "
+                "minutes): run it again with the same settings")
+    return (f"run '{run['id']}' ended before its first checkpoint (one is kept at each epoch's end and every "
+            f"{CHECKPOINT_MINUTES:.0f} minutes): run it again with the same settings. A run started from the "
+            "command line with --checkpoint-dir carries on by running that command again")
+
+
+def reopen(run_id: str, store: RunStore, claim_pid: int | None = None) -> RunRequest:
+    """Queue a failed or cancelled run again, to carry on from its last checkpoint; return its request.
+
+    With ``claim_pid`` the run is marked running in that process at once (the command line trains
+    it itself), so no page's ``dispatch`` starts a worker for it as well.
+    """
+    with _dispatch_lock(store):
+        run = store.get(run_id)
+        if run is None:
+            raise LiftError(f"no run {run_id!r} in {store.db_path}; list runs with `python -m lift_core runs`")
+        step = carry_on_step(store, run)
+        if step is None:
+            raise LiftError(_why_not(run))
+        store.requeue(run_id, keep_through_step=step)
+        store.log(run_id, f"carrying on from the checkpoint at step {step}")
+        if claim_pid is not None:
+            store.mark_running(run_id, claim_pid, os.getpgid(claim_pid))
+    return RunRequest.from_dict(run["config"]["request"])
+
+
+def carry_on(run_id: str, store: RunStore | None = None) -> str:
+    """Queue a failed or cancelled LIFT run to carry on from its last checkpoint, and start it when
+    it is its turn."""
+    store = store or RunStore()
+    reopen(run_id, store)
+    dispatch(store)
+    return run_id
 
 
 def stop(run_id: str, store: RunStore | None = None, grace_s: float = 5.0) -> None:

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from lift_core.errors import LiftError
+from lift_core.jobs import carry_on_step
 from lift_core.store import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, RunStore
 
 RUN_STATE_KEY = "lift_run"  # st.session_state key holding the run a session last started
@@ -74,10 +75,12 @@ def _message(view: dict[str, Any]) -> tuple[str, str]:
         best = f"; best validation epoch {view['best_epoch']}" if view["best_epoch"] is not None else ""
         took = f" in {format_duration(view['seconds'])}" if view["seconds"] is not None else ""
         return "success", f"Finished{took}{best}."
+    step = view["carry_on_from"]
+    more = "" if step is None else f" Its checkpoint at step {step} is kept: it can carry on from there."
     if status == CANCELLED:
-        return "warning", "Cancelled: the run was stopped and its process ended."
+        return "warning", "Cancelled: the run was stopped and its process ended." + more
     if status == FAILED:
-        return "error", f"Failed: {view['error'] or 'no reason was recorded; see the log'}"
+        return "error", f"Failed: {view['error'] or 'no reason was recorded; see the log'}" + more
     return "info", status
 
 
@@ -131,6 +134,7 @@ def progress_view(store: RunStore, run_id: str, now: float | None = None, log_li
         "best_epoch": best_epoch,
         "seconds": (finished - started) if started and finished else None,
         "log_tail": store.log_tail(run_id, log_lines),
+        "carry_on_from": carry_on_step(store, run),
     }
     view["level"], view["message"] = _message(view)
     return view

@@ -353,6 +353,26 @@ class RunStore:
                 ),
             )
 
+    def requeue(self, run_id: str, keep_through_step: int) -> None:
+        """Queue a failed or cancelled run again, to carry it on from a checkpoint at
+        ``keep_through_step``: its process and outcome are cleared, and its train/eval events past
+        that step dropped, since those steps are trained again (its log is kept whole)."""
+        with self._tx(write=True) as conn:
+            row = self._require(conn, run_id)
+            if row["status"] not in (FAILED, CANCELLED):
+                raise LiftError(
+                    f"run '{run_id}' is {row['status']}; only a failed or cancelled run can be carried on"
+                )
+            conn.execute(
+                "UPDATE runs SET status = ?, pid = NULL, pgid = NULL, pid_started = NULL, finished = NULL, "
+                "error = NULL, cancel_requested = 0, heartbeat = NULL WHERE id = ?",
+                (QUEUED, run_id),
+            )
+            conn.execute(
+                "DELETE FROM events WHERE run_id = ? AND kind IN ('train', 'eval') AND step > ?",
+                (run_id, int(keep_through_step)),
+            )
+
     def request_cancel(self, run_id: str) -> None:
         """Ask the trainer to stop; a queued run with no process yet is cancelled at once."""
         with self._tx(write=True) as conn:

@@ -97,10 +97,15 @@ def _mid_epoch(state) -> bool:
     return abs(state.epoch - round(state.epoch)) > 1e-9
 
 
+def checkpoint_step(checkpoint: Path) -> int:
+    """The optimizer step a checkpoint was saved at (the Trainer names them ``checkpoint-<step>``)."""
+    return int(checkpoint.name.rsplit("-", 1)[1])
+
+
 def latest_checkpoint(folder: Path) -> Path | None:
-    """The newest complete checkpoint in ``folder`` (None: nothing to resume)."""
+    """The newest complete checkpoint in ``folder`` (None: nothing to resume, or no such folder)."""
     done = [p for p in folder.glob("checkpoint-*") if (p / STATE_FILE).is_file()]
-    return max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
+    return max(done, key=checkpoint_step, default=None)
 
 
 def _make_callback(validate: Validate | None, on_event: Event | None, should_stop: Callable[[], bool] | None,
@@ -221,7 +226,7 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
             result.best_epoch, result.history = doc["best_epoch"], doc["history"]
             self.bad_epochs, self.stopped, self.seconds_before = doc["bad_epochs"], doc["stopped"], doc["seconds"]
             self.eval_seconds, self.tokens_before = doc["eval_seconds"], doc["tokens"]
-            result.resumed_at_steps = [*doc["resumed_at_steps"], int(checkpoint.name.rsplit("-", 1)[1])]
+            result.resumed_at_steps = [*doc["resumed_at_steps"], checkpoint_step(checkpoint)]
             if (checkpoint / BEST_FILE).is_file():
                 self.best_state = load_file(str(checkpoint / BEST_FILE))
 

@@ -119,12 +119,22 @@ def live_run(run_id: str, drawn_active: bool) -> None:
     if view["status"] != "queued":
         eta = f" · about {format_duration(view['eta_s'])} left" if view["active"] and view["eta_s"] is not None else ""
         st.progress(view["fraction"], text=f"{view['fraction']:.0%} of the training steps{eta}")
-    if view["active"] and st.button("Stop", key="stop_run", help="Cancel the run and end its process."):
+    if view["active"] and st.button("Stop", key="stop_run", help="Cancel the run and end its process. A LIFT "
+                                    "run keeps its last checkpoint, so it can be carried on later."):
         try:
             jobs.stop(run_id, store)
         except LiftError as exc:
             st.error(str(exc))
         st.rerun()
+    if view["carry_on_from"] is not None and st.button(
+            f"Carry on from step {view['carry_on_from']}", key="carry_on_run", type="primary",
+            help="Train on from the last checkpoint with the same settings; the steps after it are trained again."):
+        try:
+            jobs.carry_on(run_id, store)
+        except LiftError as exc:
+            st.error(str(exc))
+        else:
+            st.rerun()
     if view["total_steps"]:
         cols = st.columns(4)
         cols[0].metric("Step", f"{view['step']} / {view['total_steps']}")

@@ -1,9 +1,10 @@
-"""Every run in the workspace: open one, run it again with the same settings, or delete it."""
+"""Every run in the workspace: open one, run it again with the same settings, carry a stopped one on, or
+delete it."""
 
 import streamlit as st
 
 from lift_core.errors import LiftError
-from lift_core.jobs import submit
+from lift_core.jobs import carry_on, carry_on_step, submit
 from lift_core.runs_table import rerun_request, runs_overview
 from lift_core.store import ACTIVE, RunStore
 
@@ -72,7 +73,17 @@ if act[0].button("Run again with the same settings", help="Identical settings al
     else:
         st.switch_page("pages/3_Train.py", query_params={"run": new_id})
 
-if act[1].button("Delete…", help="Removes the run, its metrics, log and adapter from the workspace"):
+step = carry_on_step(store, run)
+if step is not None and act[2].button(f"Carry on from step {step}", help="Train on from the run's last checkpoint "
+                                      "with the same settings; the steps after it are trained again."):
+    try:
+        carry_on(run_id, store)
+    except LiftError as exc:
+        st.error(str(exc))
+    else:
+        st.switch_page("pages/3_Train.py", query_params={"run": run_id})
+
+if act[1].button("Delete…", help="Removes the run, its metrics, log, adapter and checkpoints from the workspace"):
     st.session_state[CONFIRM_KEY] = run_id
 
 if st.session_state.get(CONFIRM_KEY) == run_id:

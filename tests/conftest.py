@@ -48,3 +48,48 @@ def finished_run(tmp_path_factory):
                               model="tiny", method="lift")
     run_and_record(request, store, run_id, say=lambda s: None)
     return workspace, run_id
+
+
+class _Crash(Exception):
+    """Stands in for a training process that dies part-way."""
+
+
+@pytest.fixture(scope="session")
+def crashed_run(tmp_path_factory):
+    """A LIFT run on iris with the tiny model that crashed early in epoch 2, after its epoch-1
+    checkpoint: ``(workspace, run_id, step)`` with the checkpoint's step. Read-only: copy it."""
+    from lift_core.config import LiftConfig, LoraSettings, TrainSettings
+    from lift_core.experiment import RunRequest, run_and_record
+    from lift_core.jobs import checkpoint_folder, request_key
+    from lift_core.store import RunStore
+    from lift_core.training import checkpoint_step, latest_checkpoint
+
+    workspace = tmp_path_factory.mktemp("crashed-run")
+    store = RunStore(workspace)
+    cfg = LiftConfig(model="tiny", lora=LoraSettings(r=4, alpha=8),
+                     train=TrainSettings(epochs=3, batch_size=8, bf16_cpu=False))
+    request = RunRequest(data="iris", baselines=False, lift=cfg)
+    run_id = store.create_run({"request": request.to_dict(), "request_key": request_key(request)},
+                              name="iris · tiny", dataset="iris", model="tiny", method="lift")
+
+    def crash_in_epoch_2(event: dict) -> None:
+        if event["kind"] == "train" and event["epoch"] > 1.2:
+            raise _Crash("killed")
+
+    with pytest.raises(_Crash):
+        run_and_record(request, store, run_id, say=lambda s: None, on_event=crash_in_epoch_2,
+                       checkpoint_dir=checkpoint_folder(store, run_id, request))
+    assert store.get(run_id)["status"] == "failed"
+    return workspace, run_id, checkpoint_step(latest_checkpoint(checkpoint_folder(store, run_id, request)))
+
+
+@pytest.fixture
+def crashed_copy(crashed_run, tmp_path, monkeypatch):
+    """A writable copy of ``crashed_run``'s workspace, with LIFT_HOME pointing at it."""
+    import shutil
+
+    source, run_id, step = crashed_run
+    copy = tmp_path / "crashed-copy"
+    shutil.copytree(source, copy)
+    monkeypatch.setenv("LIFT_HOME", str(copy))
+    return copy, run_id, step

@@ -1,6 +1,7 @@
 """Jobs run in their own process group, queue one at a time, and never stay 'running' when dead."""
 
 import os
+import shutil
 import signal
 import time
 
@@ -9,8 +10,10 @@ import pytest
 
 from lift_core import jobs
 from lift_core.config import LiftConfig, LoraSettings, TrainSettings
+from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest
 from lift_core.store import RunStore
+from lift_core.training import latest_checkpoint
 
 
 def tiny_request(epochs=1, seed=0, batch_size=8):
@@ -72,3 +75,54 @@ def test_a_worker_killed_by_hand_shows_as_failed_within_seconds(store):
     os.kill(pid, signal.SIGKILL)
     run = wait_for(lambda: (r := store.get(run_id))["status"] == "failed" and r, timeout=10)
     assert "ended without reporting a result" in run["error"]
+
+
+def _carried_on(store, run_id, step):
+    """The run ran to the end from ``step``, with each step's progress recorded once."""
+    run = jobs.wait(run_id, store, timeout_s=300)
+    assert run["status"] == "succeeded", (run["error"], store.log_tail(run_id))
+    assert run["metrics"]["models"]["lift"]["resumed_at_steps"] == [step]
+    steps = [e["step"] for e in store.events(run_id, kind="train")]
+    assert steps == list(range(1, steps[-1] + 1)) and steps[-1] > step  # none lost, none twice
+    assert [e["epoch"] for e in store.events(run_id, kind="eval")] == list(range(1, len(run["metrics"]["history"]) + 1))
+    assert f"carrying on from the checkpoint at step {step}" in store.log_tail(run_id, 200)
+    assert not (store.run_dir(run_id) / jobs.CHECKPOINTS).exists()  # spent once the run finished
+    return run
+
+
+def test_a_worker_killed_mid_run_carries_on_from_its_checkpoint(store):
+    run_id = jobs.submit(tiny_request(epochs=20), store)
+    folder = store.run_dir(run_id) / jobs.CHECKPOINTS
+    wait_for(lambda: latest_checkpoint(folder), timeout=180)  # the first epoch is saved
+    os.killpg(store.get(run_id)["pgid"], signal.SIGKILL)  # a crash: no chance to record anything
+    run = wait_for(lambda: (r := store.get(run_id))["status"] == "failed" and r, timeout=10)
+    step = jobs.carry_on_step(store, run)
+    per_epoch = store.events(run_id, kind="train")[-1]["total_steps"] // 20
+    assert step is not None and step % per_epoch == 0  # an epoch's end: a timed save is 10 minutes off
+    assert jobs.carry_on(run_id, store) == run_id
+    _carried_on(store, run_id, step)
+
+
+def test_a_crashed_run_carried_on_ends_like_a_run_that_never_stopped(crashed_copy):
+    workspace, run_id, step = crashed_copy
+    store = RunStore(workspace)
+    jobs.carry_on(run_id, store)
+    run = _carried_on(store, run_id, step)
+    assert [h["epoch"] for h in run["metrics"]["history"]] == [1, 2, 3]
+
+
+def test_a_run_that_cannot_carry_on_says_why(crashed_copy, finished_copy):
+    workspace, crashed, _ = crashed_copy
+    store = RunStore(workspace)
+    with pytest.raises(LiftError, match="has finished; there is nothing to carry on"):
+        jobs.carry_on(finished_copy[1], RunStore(finished_copy[0]))
+    shutil.rmtree(store.run_dir(crashed) / jobs.CHECKPOINTS)
+    with pytest.raises(LiftError, match="ended before its first checkpoint"):
+        jobs.carry_on(crashed, store)
+    prefix = store.create_run({}, method="prefix")
+    store.finish(prefix, "failed", error="boom")
+    with pytest.raises(LiftError, match="prefix method, which keeps no checkpoints"):
+        jobs.carry_on(prefix, store)
+    with pytest.raises(LiftError, match="no run 'nope'"):
+        jobs.carry_on("nope", store)
+    assert store.get(crashed)["status"] == "failed"  # a refusal changes nothing

@@ -134,3 +134,17 @@ def test_durations_read_like_people_write_them():
     assert format_duration(192) == "3 min 12 s"
     assert format_duration(3900) == "1 h 05 min"
     assert format_duration(-3) == "0 s"
+
+
+def test_a_failed_run_with_a_checkpoint_offers_to_carry_on(crashed_copy):
+    workspace, run_id, step = crashed_copy
+    view = progress_view(RunStore(workspace), run_id)
+    assert view["status"] == "failed" and view["carry_on_from"] == step
+    assert view["message"].endswith(f"Its checkpoint at step {step} is kept: it can carry on from there.")
+
+
+def test_a_failed_run_without_a_checkpoint_offers_nothing(store):
+    run_id = new_run(store)
+    store.finish(run_id, "failed", error="RuntimeError: boom")
+    view = progress_view(store, run_id)
+    assert view["carry_on_from"] is None and view["message"] == "Failed: RuntimeError: boom"

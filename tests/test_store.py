@@ -282,3 +282,36 @@ def test_a_newer_schema_is_refused(store: RunStore) -> None:
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(LiftError, match="newer LIFT Studio"):
         RunStore(store.root)
+
+
+def test_requeue_reopens_an_ended_run_and_drops_the_steps_to_train_again(store: RunStore) -> None:
+    run_id = store.create_run({})
+    store.mark_running(run_id, os.getpid(), os.getpgid(0))
+    for step in (1, 2, 3, 4):
+        store.add_event(run_id, "train", step=step, loss=1.0 / step)
+    store.add_event(run_id, "eval", step=2, epoch=1, val_accuracy=0.5)
+    store.add_event(run_id, "eval", step=4, epoch=2, val_accuracy=0.6)
+    store.log(run_id, "before the crash")
+    store.request_cancel(run_id)
+    store.finish(run_id, CANCELLED, error="cancelled by request")
+    started = store.get(run_id)["started"]
+
+    store.requeue(run_id, keep_through_step=2)
+    run = store.get(run_id)
+    assert run["status"] == QUEUED and run["started"] == started  # wall time counts from the first start
+    assert (run["pid"], run["pgid"], run["finished"], run["error"], run["cancel_requested"]) == (None, None, None, None, False)
+    assert [e["step"] for e in store.events(run_id, kind="train")] == [1, 2]
+    assert [e["epoch"] for e in store.events(run_id, kind="eval")] == [1]
+    assert store.log_tail(run_id) == ["before the crash"]
+    store.mark_running(run_id, os.getpid())  # a worker can take it again
+    assert store.get(run_id)["status"] == RUNNING
+
+
+@pytest.mark.parametrize("status", [QUEUED, SUCCEEDED])
+def test_only_a_failed_or_cancelled_run_is_requeued(store: RunStore, status: str) -> None:
+    run_id = store.create_run({})
+    if status == SUCCEEDED:
+        store.finish(run_id, SUCCEEDED)
+    with pytest.raises(LiftError, match=f"is {status}; only a failed or cancelled run"):
+        store.requeue(run_id, keep_through_step=0)
+    assert store.get(run_id)["status"] == status
