@@ -36,7 +36,8 @@ st.dataframe(
     column_config={
         "metric": st.column_config.TextColumn("main metric", help="The language model's test accuracy or RMSE (LIFT or the run's method)"),
         "value": st.column_config.NumberColumn("value", format="%.3f"),
-        "duration (s)": st.column_config.NumberColumn("duration", format="%.0f s"),
+        "duration (s)": st.column_config.NumberColumn("duration", format="%.0f s", help="Wall time from the "
+                                                      "first start; a carried-on run counts the time it lay stopped"),
         "created": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm"),
     },
 )

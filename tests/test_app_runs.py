@@ -101,3 +101,22 @@ def test_run_again_submits_the_same_settings_and_opens_train(finished_copy):
     finally:
         for run in new:
             stop(run["id"], store)
+
+
+def test_a_crashed_run_carries_on_from_its_checkpoint_and_opens_train(crashed_copy):
+    from lift_core.jobs import wait
+
+    workspace, run_id, step = crashed_copy
+    at = _page(run_id)
+    [carry] = [b for b in at.button if b.label == f"Carry on from step {step}"]
+    carry.click()
+    at.run()
+    assert not at.exception and not at.error
+    assert at.title[0].value == "Train" and at.query_params["run"] == run_id
+    run = wait(run_id, RunStore(workspace), timeout_s=300)
+    assert run["status"] == "succeeded" and run["metrics"]["models"]["lift"]["resumed_at_steps"] == [step]
+
+
+def test_a_finished_run_offers_no_carry_on(finished_copy):
+    at = _page(finished_copy[1])
+    assert not any(b.label.startswith("Carry on") for b in at.button)

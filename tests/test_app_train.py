@@ -146,3 +146,20 @@ def test_a_pair_method_shows_its_own_settings_and_runs_in_a_worker():
         assert jobs.wait(run["id"], timeout_s=180)["status"] == "succeeded"
     finally:
         stop_all()
+
+
+def test_a_crashed_run_says_it_can_carry_on_and_does(crashed_copy):
+    workspace, run_id, step = crashed_copy
+    at = train_page(run_id)
+    assert not at.exception
+    assert any(f"checkpoint at step {step} is kept" in e.value for e in at.error)
+    try:
+        at.button(key="carry_on_run").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        store = RunStore(workspace)
+        assert store.get(run_id)["status"] in ACTIVE
+        assert not any(b.key == "carry_on_run" for b in at.button)  # it is going again: no second offer
+        done = jobs.wait(run_id, store, timeout_s=300)
+        assert done["status"] == "succeeded", (done["error"], store.log_tail(run_id))
+    finally:
+        stop_all()

@@ -312,3 +312,35 @@ def test_a_learning_rate_that_is_not_a_number_or_auto(capsys):
 @pytest.mark.parametrize("given, kept", [("auto", "auto"), ("5e-4", 5e-4)])
 def test_lr_takes_auto_or_a_number(given, kept):
     assert _request(_parser().parse_args(["run", "--data", "iris", "--lr", given])).lift.train.learning_rate == kept
+
+
+def test_carry_on_trains_a_crashed_run_here_to_the_end(capsys, crashed_copy, tmp_path):
+    workspace, run_id, step = crashed_copy
+    assert main(["carry-on", run_id, "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr()
+    assert "LIFT" in printed.out and f"run {run_id}: files in" in printed.out
+    run = RunStore(workspace).get(run_id)
+    assert run["status"] == "succeeded" and run["pid"] == os.getpid()
+    assert run["metrics"]["models"]["lift"]["resumed_at_steps"] == [step]
+    assert (tmp_path / "out" / "adapter.zip").is_file()
+
+
+def test_carry_on_of_a_run_that_cannot_says_why(capsys, crashed_copy, tmp_path):
+    workspace, run_id, _ = crashed_copy
+    (tmp_path / "file").write_text("x")
+    assert "is a file" in one_error_line(capsys, ["carry-on", run_id, "--out", tmp_path / "file"])
+    assert RunStore(workspace).get(run_id)["status"] == "failed"  # refused before it was reopened
+    assert "no run 'nope'" in one_error_line(capsys, ["carry-on", "nope"])
+
+
+def test_a_lift_run_keeps_its_checkpoints_in_its_own_folder_by_default(capsys, monkeypatch):
+    """So a killed ``run`` can be carried on with ``carry-on RUN_ID`` (here the clean-up at the end
+    is switched off to see them)."""
+    from lift_core import experiment
+    from lift_core.jobs import CHECKPOINTS
+    from lift_core.training import latest_checkpoint
+
+    monkeypatch.setattr(experiment, "clear_checkpoints", lambda folder: None)
+    assert main(["run", "--data", "iris", "--model", "tiny", "--epochs", "1", "--no-baselines"]) == 0
+    [run] = RunStore().list_runs()
+    assert latest_checkpoint(RunStore().run_dir(run["id"]) / CHECKPOINTS) is not None
