@@ -146,7 +146,8 @@ class _Bar:
 
         if event["kind"] == "train":
             if self.bar is None:
-                self.bar = tqdm(total=event["total_steps"], desc="training", unit="step", file=sys.stderr)
+                self.bar = tqdm(total=event["total_steps"], initial=event["step"] - 1,  # a carried-on run starts late
+                                desc="training", unit="step", file=sys.stderr)
             self.bar.n = event["step"]
             loss = event.get("loss")
             self.bar.set_postfix(epoch=f"{event['epoch']:.1f}", loss=f"{loss:.3f}" if loss is not None else "-")
@@ -188,7 +189,7 @@ def _cmd_datasets() -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from lift_core.experiment import check_request, open_checkpoints
-    from lift_core.jobs import checkpoint_folder, request_key
+    from lift_core.jobs import checkpoint_folder, record_here
     from lift_core.store import RunStore
 
     request = _request(args)
@@ -197,9 +198,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.checkpoint_dir is not None:
         open_checkpoints(request, args.checkpoint_dir)
     store = RunStore()
-    run_id = store.create_run({"request": request.to_dict(), "request_key": request_key(request)},
-                              name=f"{request.data} · {request.lift.model}", dataset=request.data,
-                              model=request.lift.model, method=request.lift.method)
+    run_id = record_here(request, store)
     return _train_here(request, store, run_id, args.out,
                        args.checkpoint_dir or checkpoint_folder(store, run_id, request))
 

@@ -204,7 +204,8 @@ def open_checkpoints(request: RunRequest, folder: Path) -> Path:
         if theirs != mine:
             differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             raise LiftError(f"{folder} holds the checkpoints of another run (it differs in {', '.join(differ)}): "
-                            "give the same settings to carry that run on, or an empty folder to start afresh")
+                            "give the same settings to carry that run on, or start afresh (Run again on the Runs "
+                            "page, or an empty checkpoint folder)")
     elif any(p.name not in (CHECKPOINT_REQUEST, CHECKPOINT_LOCK) for p in folder.iterdir()):
         raise LiftError(f"{folder} is not empty and holds no run's checkpoints: give an empty or a new folder")
     else:  # new, or claimed by a run that failed before its first checkpoint

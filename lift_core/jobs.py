@@ -25,7 +25,8 @@ from typing import Iterator
 import psutil
 
 from lift_core.errors import LiftError
-from lift_core.experiment import RunRequest
+from lift_core.experiment import RunRequest, clear_checkpoints
+from lift_core.runs_table import rerun_request
 from lift_core.store import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, RunStore
 from lift_core.training import CHECKPOINT_MINUTES, checkpoint_step, latest_checkpoint
 
@@ -76,7 +77,7 @@ def dispatch(store: RunStore | None = None) -> str | None:
         runs = store.list_runs()  # reconciles dead workers first
         if any(r["status"] == RUNNING for r in runs):
             return None
-        queued = sorted((r for r in runs if r["status"] == QUEUED and r["pid"] is None), key=lambda r: r["created"])
+        queued = sorted((r for r in runs if r["status"] == QUEUED and r["pid"] is None), key=RunStore.queue_order)
         if not queued:
             return None
         run_id = queued[0]["id"]
@@ -111,18 +112,40 @@ def run_worker(run_id: str, store: RunStore | None = None) -> int:
         dispatch(store)
 
 
+def _checkpoints(store: RunStore, run_id: str) -> Path:
+    return store.runs_root / run_id / CHECKPOINTS
+
+
 def checkpoint_folder(store: RunStore, run_id: str, request: RunRequest) -> Path | None:
     """Where a run keeps the checkpoints it can be carried on from; None for the prefix and prompt
     methods, which train in minutes and keep none."""
-    return store.run_dir(run_id) / CHECKPOINTS if request.lift.method == "lift" else None
+    return _checkpoints(store, run_id) if request.lift.method == "lift" else None
 
 
 def carry_on_step(store: RunStore, run: dict) -> int | None:
     """The training step a failed or cancelled run would carry on from; None if it cannot be."""
     if run["status"] not in (FAILED, CANCELLED):
         return None
-    latest = latest_checkpoint(store.runs_root / run["id"] / CHECKPOINTS)
+    latest = latest_checkpoint(_checkpoints(store, run["id"]))
     return None if latest is None else checkpoint_step(latest)
+
+
+def checkpoint_bytes(store: RunStore, run_id: str) -> int:
+    """Disk space a run's kept checkpoints take (0 when it has none)."""
+    return sum(p.stat().st_size for p in _checkpoints(store, run_id).rglob("*") if p.is_file())
+
+
+def discard_checkpoints(run_id: str, store: RunStore | None = None) -> None:
+    """Free a stopped run's checkpoints, giving up carrying it on; its results and log stay."""
+    store = store or RunStore()
+    run = store.get(run_id)
+    if run is None:
+        raise LiftError(f"no run {run_id!r} in {store.db_path}; list runs with `python -m lift_core runs`")
+    if run["status"] in ACTIVE:
+        raise LiftError(f"run '{run_id}' is {run['status']} and using its checkpoints; stop it first")
+    folder = _checkpoints(store, run_id)
+    if folder.is_dir():
+        clear_checkpoints(folder)
 
 
 def _why_not(run: dict) -> str:
@@ -134,9 +157,8 @@ def _why_not(run: dict) -> str:
     if run.get("method") not in (None, "lift"):
         return (f"run '{run['id']}' used the {run['method']} method, which keeps no checkpoints (it trains in "
                 "minutes): run it again with the same settings")
-    return (f"run '{run['id']}' ended before its first checkpoint (one is kept at each epoch's end and every "
-            f"{CHECKPOINT_MINUTES:.0f} minutes): run it again with the same settings. A run started from the "
-            "command line with --checkpoint-dir carries on by running that command again")
+    return (f"run '{run['id']}' has no checkpoint to carry on from (one is kept at each epoch's end and every "
+            f"{CHECKPOINT_MINUTES:.0f} minutes, in the run's folder): run it again with the same settings")
 
 
 def reopen(run_id: str, store: RunStore, claim_pid: int | None = None) -> RunRequest:
@@ -145,6 +167,8 @@ def reopen(run_id: str, store: RunStore, claim_pid: int | None = None) -> RunReq
     With ``claim_pid`` the run is marked running in that process at once (the command line trains
     it itself), so no page's ``dispatch`` starts a worker for it as well.
     """
+    from lift_core.experiment import check_request
+
     with _dispatch_lock(store):
         run = store.get(run_id)
         if run is None:
@@ -152,11 +176,13 @@ def reopen(run_id: str, store: RunStore, claim_pid: int | None = None) -> RunReq
         step = carry_on_step(store, run)
         if step is None:
             raise LiftError(_why_not(run))
+        request = rerun_request(run)
+        check_request(request)  # its data file may be gone: say so here, not later in a worker
         store.requeue(run_id, keep_through_step=step)
         store.log(run_id, f"carrying on from the checkpoint at step {step}")
         if claim_pid is not None:
             store.mark_running(run_id, claim_pid, os.getpgid(claim_pid))
-    return RunRequest.from_dict(run["config"]["request"])
+    return request
 
 
 def carry_on(run_id: str, store: RunStore | None = None) -> str:
@@ -165,6 +191,17 @@ def carry_on(run_id: str, store: RunStore | None = None) -> str:
     store = store or RunStore()
     reopen(run_id, store)
     dispatch(store)
+    return run_id
+
+
+def record_here(request: RunRequest, store: RunStore) -> str:
+    """A new run, recorded as running in this process (the command line trains it itself): claimed
+    under the queue's lock, so no page's ``dispatch`` starts a worker for it as well."""
+    with _dispatch_lock(store):
+        run_id = store.create_run({"request": request.to_dict(), "request_key": request_key(request)},
+                                  name=f"{request.data} · {request.lift.model}", dataset=request.data,
+                                  model=request.lift.model, method=request.lift.method)
+        store.mark_running(run_id, os.getpid(), os.getpgid(0))
     return run_id
 
 

@@ -44,9 +44,10 @@ def _planned_epochs(run: dict[str, Any]) -> int | None:
 
 
 def _queued_behind(store: RunStore, run: dict[str, Any]) -> int:
-    """How many active runs were created before this queued one (the queue runs oldest first)."""
+    """How many active runs are ahead of this queued one (the running one, and those queued before it)."""
+    mine = RunStore.queue_order(run)
     return sum(1 for r in store.list_runs() if r["status"] in ACTIVE and r["id"] != run["id"]
-               and r["created"] <= run["created"])
+               and (r["status"] == RUNNING or RunStore.queue_order(r) < mine))
 
 
 def _message(view: dict[str, Any]) -> tuple[str, str]:
@@ -62,6 +63,8 @@ def _message(view: dict[str, Any]) -> tuple[str, str]:
             return "warning", "Stopping …"
         if view["step"] == 0:
             return "info", "Preparing: loading the model and the table …"
+        if view["resuming"]:
+            return "info", f"Carrying on from step {view['step']}: loading the model and the table …"
         if view["total_steps"] and view["step"] >= view["total_steps"]:
             return "info", "Training done; testing LIFT on the held-out rows and fitting the baselines …"
         parts = [f"Epoch {view['epoch']:.1f}" + (f" of {view['epochs']}" if view["epochs"] else ""),
@@ -73,7 +76,10 @@ def _message(view: dict[str, Any]) -> tuple[str, str]:
         return "info", "Training: " + " · ".join(parts)
     if status == SUCCEEDED:
         best = f"; best validation epoch {view['best_epoch']}" if view["best_epoch"] is not None else ""
-        took = f" in {format_duration(view['seconds'])}" if view["seconds"] is not None else ""
+        if view["resumed_at_steps"]:  # its wall time would count the time it lay stopped
+            took = f", carried on at step {', '.join(map(str, view['resumed_at_steps']))}"
+        else:
+            took = f" in {format_duration(view['seconds'])}" if view["seconds"] is not None else ""
         return "success", f"Finished{took}{best}."
     step = view["carry_on_from"]
     more = "" if step is None else f" Its checkpoint at step {step} is kept: it can carry on from there."
@@ -101,8 +107,10 @@ def progress_view(store: RunStore, run_id: str, now: float | None = None, log_li
         fraction = 1.0
     else:
         fraction = min(1.0, step / total) if total else 0.0
+    # Right after a carry-on the last step shown is the old process's, until the new one has loaded.
+    resuming = status == RUNNING and bool(last) and last["t"] < (run.get("pid_started") or 0)
     eta = None
-    if status == RUNNING and last.get("eta_s") is not None:
+    if status == RUNNING and last.get("eta_s") is not None and not resuming:
         eta = max(0.0, float(last["eta_s"]) - (now - last["t"]))  # counted down between events
     elif status == SUCCEEDED:
         eta = 0.0
@@ -110,6 +118,7 @@ def progress_view(store: RunStore, run_id: str, now: float | None = None, log_li
     best_epoch = evals[-1].get("best_epoch") if evals else None
     if status == SUCCEEDED:
         best_epoch = ((metrics.get("models") or {}).get("lift") or {}).get("best_epoch", best_epoch)
+    resumed = ((metrics.get("models") or {}).get("lift") or {}).get("resumed_at_steps") or []
     started, finished = run.get("started"), run.get("finished")
     view: dict[str, Any] = {
         "run_id": run_id,
@@ -133,6 +142,8 @@ def progress_view(store: RunStore, run_id: str, now: float | None = None, log_li
                         **{k: v for k, v in e.items() if k.startswith("val_")}} for e in evals],
         "best_epoch": best_epoch,
         "seconds": (finished - started) if started and finished else None,
+        "resuming": resuming,
+        "resumed_at_steps": resumed,
         "log_tail": store.log_tail(run_id, log_lines),
         "carry_on_from": carry_on_step(store, run),
     }

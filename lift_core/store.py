@@ -67,7 +67,8 @@ CREATE TABLE IF NOT EXISTS runs (
     metrics TEXT,
     artifacts TEXT,
     cancel_requested INTEGER DEFAULT 0,
-    heartbeat REAL
+    heartbeat REAL,
+    queued REAL
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
@@ -201,6 +202,9 @@ class RunStore:
                 )
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(statement)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+            if "queued" not in columns:  # a store from before runs could be carried on: same schema otherwise
+                conn.execute("ALTER TABLE runs ADD COLUMN queued REAL")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _unknown(self, run_id: str) -> LiftError:
@@ -250,9 +254,9 @@ class RunStore:
             try:
                 with self._tx(write=True) as conn:
                     conn.execute(
-                        "INSERT INTO runs (id, created, status, config, name, dataset, model, "
-                        "method, task, cancel_requested) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-                        (rid, now, QUEUED, _to_json(config), name, dataset, model, method, task),
+                        "INSERT INTO runs (id, created, queued, status, config, name, dataset, model, "
+                        "method, task, cancel_requested) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                        (rid, now, now, QUEUED, _to_json(config), name, dataset, model, method, task),
                     )
             except sqlite3.IntegrityError:
                 if run_id is not None:
@@ -279,6 +283,11 @@ class RunStore:
         with self._tx() as conn:
             row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return self._decode(row) if row is not None else None
+
+    @staticmethod
+    def queue_order(run: dict[str, Any]) -> tuple[float, str]:
+        """Queued runs start in the order they joined the queue (a carried-on run joins anew)."""
+        return (run.get("queued") or run["created"], run["id"])
 
     def list_runs(self, status: str | None = None) -> list[dict[str, Any]]:
         """All runs (or those with one status), newest first, after reconciling dead processes."""
@@ -355,8 +364,9 @@ class RunStore:
 
     def requeue(self, run_id: str, keep_through_step: int) -> None:
         """Queue a failed or cancelled run again, to carry it on from a checkpoint at
-        ``keep_through_step``: its process and outcome are cleared, and its train/eval events past
-        that step dropped, since those steps are trained again (its log is kept whole)."""
+        ``keep_through_step``: its process and outcome are cleared, it joins the end of the queue,
+        and its train/eval events past that step are dropped, since those steps are trained again
+        (its log is kept whole)."""
         with self._tx(write=True) as conn:
             row = self._require(conn, run_id)
             if row["status"] not in (FAILED, CANCELLED):
@@ -364,9 +374,9 @@ class RunStore:
                     f"run '{run_id}' is {row['status']}; only a failed or cancelled run can be carried on"
                 )
             conn.execute(
-                "UPDATE runs SET status = ?, pid = NULL, pgid = NULL, pid_started = NULL, finished = NULL, "
-                "error = NULL, cancel_requested = 0, heartbeat = NULL WHERE id = ?",
-                (QUEUED, run_id),
+                "UPDATE runs SET status = ?, queued = ?, pid = NULL, pgid = NULL, pid_started = NULL, "
+                "finished = NULL, error = NULL, cancel_requested = 0, heartbeat = NULL WHERE id = ?",
+                (QUEUED, time.time(), run_id),
             )
             conn.execute(
                 "DELETE FROM events WHERE run_id = ? AND kind IN ('train', 'eval') AND step > ?",

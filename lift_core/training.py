@@ -220,7 +220,7 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
             if then != precision:
                 raise LiftError(f"the checkpoint in {checkpoint.parent} was trained with {then} and this run has "
                                 f"{precision}: carry it on where it started (same device; bf16_cpu set to match), or "
-                                "start afresh in an empty folder")
+                                "start afresh (Run again on the Runs page, or an empty checkpoint folder)")
             score = doc["best_score"]
             result.best_score = tuple(score) if isinstance(score, list) else score  # JSON turns tuples into lists
             result.best_epoch, result.history = doc["best_epoch"], doc["history"]

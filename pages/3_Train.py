@@ -120,7 +120,8 @@ def live_run(run_id: str, drawn_active: bool) -> None:
         eta = f" · about {format_duration(view['eta_s'])} left" if view["active"] and view["eta_s"] is not None else ""
         st.progress(view["fraction"], text=f"{view['fraction']:.0%} of the training steps{eta}")
     if view["active"] and st.button("Stop", key="stop_run", help="Cancel the run and end its process. A LIFT "
-                                    "run keeps its last checkpoint, so it can be carried on later."):
+                                    "run keeps its last checkpoint (each epoch's end and every 10 minutes), so it "
+                                    "can be carried on from there."):
         try:
             jobs.stop(run_id, store)
         except LiftError as exc:

@@ -4,7 +4,7 @@ delete it."""
 import streamlit as st
 
 from lift_core.errors import LiftError
-from lift_core.jobs import carry_on, carry_on_step, submit
+from lift_core.jobs import carry_on, carry_on_step, checkpoint_bytes, discard_checkpoints, submit
 from lift_core.runs_table import rerun_request, runs_overview
 from lift_core.store import ACTIVE, RunStore
 
@@ -64,7 +64,7 @@ else:  # active runs are followed on Train; ended ones show their error and log 
 if run["status"] == "succeeded":
     links[1].page_link("pages/5_Predict.py", label="Predict with it", icon="🔮", query_params={"run": run_id})
 
-act = st.columns(3)
+act = st.columns(4)
 if act[0].button("Run again with the same settings", help="Identical settings already queued or running "
                  "are not started twice: you are taken to that run."):
     try:
@@ -84,11 +84,25 @@ if step is not None and act[2].button(f"Carry on from step {step}", help="Train 
     else:
         st.switch_page("pages/3_Train.py", query_params={"run": run_id})
 
+kept = 0 if run["status"] in ACTIVE else checkpoint_bytes(store, run_id)
+if kept:
+    st.caption(f"Its checkpoints take {kept / 2**20:.1f} MB of disk; they are kept until the run is carried on "
+               "to the end, discarded or deleted.")
+    if act[3].button("Discard its checkpoints", help="Frees the disk space; the run can then no longer be carried "
+                     "on. Its results and log stay."):
+        try:
+            discard_checkpoints(run_id, store)
+        except LiftError as exc:
+            st.error(str(exc))
+        else:
+            st.session_state[FLASH_KEY] = f"Discarded the checkpoints of run {run_id}."
+            st.rerun()
+
 if act[1].button("Delete…", help="Removes the run, its metrics, log, adapter and checkpoints from the workspace"):
     st.session_state[CONFIRM_KEY] = run_id
 
 if st.session_state.get(CONFIRM_KEY) == run_id:
-    st.warning(f"Delete run **{run['name'] or run_id}** ({run_id}) with its metrics, log and adapter? "
+    st.warning(f"Delete run **{run['name'] or run_id}** ({run_id}) with its metrics, log, adapter and checkpoints? "
                "This cannot be undone; download its adapter on the Predict page first to keep it.")
     yes, no = st.columns(2)
     if yes.button("Yes, delete it", type="primary"):

@@ -117,6 +117,19 @@ def test_a_crashed_run_carries_on_from_its_checkpoint_and_opens_train(crashed_co
     assert run["status"] == "succeeded" and run["metrics"]["models"]["lift"]["resumed_at_steps"] == [step]
 
 
-def test_a_finished_run_offers_no_carry_on(finished_copy):
-    at = _page(finished_copy[1])
+def test_a_finished_run_offers_no_carry_on_even_with_checkpoints_left(finished_copy):
+    from lift_core.training import STATE_FILE
+
+    workspace, run_id = finished_copy
+    left = workspace / "runs" / run_id / "checkpoints" / "checkpoint-12"  # say, a clean-up cut short
+    left.mkdir(parents=True)
+    (left / STATE_FILE).write_text("{}")
+    at = _page(run_id)
     assert not any(b.label.startswith("Carry on") for b in at.button)
+    assert any("checkpoints take" in c.value for c in at.caption)
+    [discard] = [b for b in at.button if b.label == "Discard its checkpoints"]
+    discard.click()
+    at.run()
+    assert not at.exception and not left.exists()
+    assert f"Discarded the checkpoints of run {run_id}." in at.success[0].value
+    assert RunStore(workspace).get(run_id)["status"] == "succeeded"

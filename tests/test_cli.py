@@ -343,4 +343,5 @@ def test_a_lift_run_keeps_its_checkpoints_in_its_own_folder_by_default(capsys, m
     monkeypatch.setattr(experiment, "clear_checkpoints", lambda folder: None)
     assert main(["run", "--data", "iris", "--model", "tiny", "--epochs", "1", "--no-baselines"]) == 0
     [run] = RunStore().list_runs()
+    assert run["pid"] == os.getpid()  # claimed as it was recorded: no page's queue starts it too
     assert latest_checkpoint(RunStore().run_dir(run["id"]) / CHECKPOINTS) is not None

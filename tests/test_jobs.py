@@ -13,7 +13,7 @@ from lift_core.config import LiftConfig, LoraSettings, TrainSettings
 from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest
 from lift_core.store import RunStore
-from lift_core.training import latest_checkpoint
+from lift_core.training import STATE_FILE, latest_checkpoint
 
 
 def tiny_request(epochs=1, seed=0, batch_size=8):
@@ -91,19 +91,19 @@ def _carried_on(store, run_id, step):
 
 
 def test_a_worker_killed_mid_run_carries_on_from_its_checkpoint(store):
-    run_id = jobs.submit(tiny_request(epochs=20), store)
+    run_id = jobs.submit(tiny_request(epochs=4), store)  # seconds an epoch: killed long before the last
     folder = store.run_dir(run_id) / jobs.CHECKPOINTS
     wait_for(lambda: latest_checkpoint(folder), timeout=180)  # the first epoch is saved
     os.killpg(store.get(run_id)["pgid"], signal.SIGKILL)  # a crash: no chance to record anything
     run = wait_for(lambda: (r := store.get(run_id))["status"] == "failed" and r, timeout=10)
     step = jobs.carry_on_step(store, run)
-    per_epoch = store.events(run_id, kind="train")[-1]["total_steps"] // 20
+    per_epoch = store.events(run_id, kind="train")[-1]["total_steps"] // 4
     assert step is not None and step % per_epoch == 0  # an epoch's end: a timed save is 10 minutes off
     assert jobs.carry_on(run_id, store) == run_id
     _carried_on(store, run_id, step)
 
 
-def test_a_crashed_run_carried_on_ends_like_a_run_that_never_stopped(crashed_copy):
+def test_a_crashed_run_carried_on_trains_the_epochs_it_had_left(crashed_copy):
     workspace, run_id, step = crashed_copy
     store = RunStore(workspace)
     jobs.carry_on(run_id, store)
@@ -117,7 +117,7 @@ def test_a_run_that_cannot_carry_on_says_why(crashed_copy, finished_copy):
     with pytest.raises(LiftError, match="has finished; there is nothing to carry on"):
         jobs.carry_on(finished_copy[1], RunStore(finished_copy[0]))
     shutil.rmtree(store.run_dir(crashed) / jobs.CHECKPOINTS)
-    with pytest.raises(LiftError, match="ended before its first checkpoint"):
+    with pytest.raises(LiftError, match="has no checkpoint to carry on from"):
         jobs.carry_on(crashed, store)
     prefix = store.create_run({}, method="prefix")
     store.finish(prefix, "failed", error="boom")
@@ -126,3 +126,28 @@ def test_a_run_that_cannot_carry_on_says_why(crashed_copy, finished_copy):
     with pytest.raises(LiftError, match="no run 'nope'"):
         jobs.carry_on("nope", store)
     assert store.get(crashed)["status"] == "failed"  # a refusal changes nothing
+
+
+def test_a_run_whose_table_is_gone_is_refused_before_it_is_reopened(tmp_path):
+    store = RunStore(tmp_path / "ws")
+    request = RunRequest(data=str(tmp_path / "gone.csv"), lift=tiny_request().lift)
+    run_id = store.create_run({"request": request.to_dict()}, method="lift")
+    folder = store.run_dir(run_id) / jobs.CHECKPOINTS / "checkpoint-12"
+    folder.mkdir(parents=True)
+    (folder / STATE_FILE).write_text("{}")
+    store.add_event(run_id, "train", step=13, loss=1.0)
+    store.finish(run_id, "failed", error="killed")
+    with pytest.raises(LiftError, match="gone.csv"):
+        jobs.carry_on(run_id, store)
+    assert store.get(run_id)["status"] == "failed" and store.events(run_id, kind="train")  # untouched
+
+
+def test_discarding_checkpoints_frees_them_and_ends_the_offer(crashed_copy):
+    workspace, run_id, _ = crashed_copy
+    store = RunStore(workspace)
+    assert jobs.checkpoint_bytes(store, run_id) > 0
+    jobs.discard_checkpoints(run_id, store)
+    assert jobs.checkpoint_bytes(store, run_id) == 0 and not (store.run_dir(run_id) / jobs.CHECKPOINTS).exists()
+    run = store.get(run_id)
+    assert jobs.carry_on_step(store, run) is None and run["status"] == "failed"
+    assert (store.run_dir(run_id)).is_dir()  # the run itself stays

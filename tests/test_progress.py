@@ -1,6 +1,8 @@
 """The Train page's run panel is computed from store events alone, for every status a run can be in."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -148,3 +150,28 @@ def test_a_failed_run_without_a_checkpoint_offers_nothing(store):
     store.finish(run_id, "failed", error="RuntimeError: boom")
     view = progress_view(store, run_id)
     assert view["carry_on_from"] is None and view["message"] == "Failed: RuntimeError: boom"
+
+
+def test_a_carried_on_run_says_so_until_its_new_process_trains(crashed_copy, monkeypatch):
+    from lift_core import jobs
+
+    workspace, run_id, step = crashed_copy
+    store = RunStore(workspace)
+    monkeypatch.setattr(jobs, "dispatch", lambda store=None: None)  # no worker: this test plays it
+    jobs.carry_on(run_id, store)
+    assert progress_view(store, run_id)["message"].startswith("Queued")
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # started after the crash
+    try:
+        store.mark_running(run_id, worker.pid)
+        view = progress_view(store, run_id)
+        assert view["message"] == f"Carrying on from step {step}: loading the model and the table …"
+        assert view["eta_s"] is None and view["fraction"] == pytest.approx(step / view["total_steps"])
+        store.add_event(run_id, "train", step=step + 1, epoch=1.1, total_steps=view["total_steps"], loss=0.5,
+                        eta_s=60.0)
+        view = progress_view(store, run_id)
+        assert view["message"].startswith("Training: ") and view["eta_s"] is not None
+    finally:
+        worker.kill()
+        worker.wait()
+    store.finish(run_id, "succeeded", metrics={"models": {"lift": {"best_epoch": 2, "resumed_at_steps": [step]}}})
+    assert progress_view(store, run_id)["message"] == f"Finished, carried on at step {step}; best validation epoch 2."

@@ -295,10 +295,12 @@ def test_requeue_reopens_an_ended_run_and_drops_the_steps_to_train_again(store: 
     store.request_cancel(run_id)
     store.finish(run_id, CANCELLED, error="cancelled by request")
     started = store.get(run_id)["started"]
+    later = store.create_run({})
 
     store.requeue(run_id, keep_through_step=2)
     run = store.get(run_id)
     assert run["status"] == QUEUED and run["started"] == started  # wall time counts from the first start
+    assert RunStore.queue_order(run) > RunStore.queue_order(store.get(later))  # it joins the end of the queue
     assert (run["pid"], run["pgid"], run["finished"], run["error"], run["cancel_requested"]) == (None, None, None, None, False)
     assert [e["step"] for e in store.events(run_id, kind="train")] == [1, 2]
     assert [e["epoch"] for e in store.events(run_id, kind="eval")] == [1]
@@ -315,3 +317,21 @@ def test_only_a_failed_or_cancelled_run_is_requeued(store: RunStore, status: str
     with pytest.raises(LiftError, match=f"is {status}; only a failed or cancelled run"):
         store.requeue(run_id, keep_through_step=0)
     assert store.get(run_id)["status"] == status
+
+
+def test_a_store_from_before_the_queue_column_gains_it(tmp_path: Path) -> None:
+    db = tmp_path / "old" / "runs.db"
+    db.parent.mkdir()
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, created REAL, started REAL, finished REAL, status TEXT, "
+                 "pid INTEGER, pgid INTEGER, pid_started REAL, config TEXT, error TEXT, name TEXT, dataset TEXT, "
+                 "model TEXT, method TEXT, task TEXT, metrics TEXT, artifacts TEXT, cancel_requested INTEGER "
+                 "DEFAULT 0, heartbeat REAL)")
+    conn.execute("INSERT INTO runs (id, created, status) VALUES ('old', 5.0, 'queued')")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    store = RunStore(db.parent)
+    old = store.get("old")
+    assert old["queued"] is None and RunStore.queue_order(old) == (5.0, "old")  # queued when it was created
+    assert RunStore.queue_order(old) < RunStore.queue_order(store.get(store.create_run({})))
