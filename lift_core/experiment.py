@@ -30,7 +30,7 @@ from lift_core.errors import LiftError
 from lift_core.examples import check_fits
 from lift_core.estimator import LiftClassifier, LiftRegressor, PairClassifier
 from lift_core.store import RunStore
-from lift_core.training import latest_checkpoint
+from lift_core.training import TrainingCancelled, latest_checkpoint
 
 Say = Callable[[str], None]
 
@@ -278,8 +278,6 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
             fit_params["checkpoint_dir"] = folder
         lift = evaluate(est, X_tr, y_tr, X_te, y_te, p.task, classes, fit_params=fit_params)
     result = est.train_result_
-    if result.cancelled:
-        raise RunCancelled()
     if result.resumed_at_steps:
         log(f"carried on from checkpoints at steps {', '.join(map(str, result.resumed_at_steps))}")
         lift["metrics"]["fit_seconds"] = None  # the last part's only; train_seconds sums the parts
@@ -329,10 +327,6 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
     return doc
 
 
-class RunCancelled(Exception):
-    """Training stopped because someone asked it to; the run is marked cancelled, not failed."""
-
-
 def run_and_record(request: RunRequest, store: RunStore, run_id: str, out: Path | None = None,
                    say: Say = print, on_event: Callable[[dict], None] | None = None,
                    checkpoint_dir: Path | None = None) -> dict[str, Any] | None:
@@ -342,7 +336,7 @@ def run_and_record(request: RunRequest, store: RunStore, run_id: str, out: Path 
     store.mark_running(run_id, os.getpid(), os.getpgid(0) if hasattr(os, "getpgid") else None)
     try:
         return run_experiment(request, store, run_id, out, say, on_event, checkpoint_dir)
-    except RunCancelled:
+    except TrainingCancelled:  # someone asked it to stop: cancelled, not failed
         store.finish(run_id, "cancelled", error="cancelled by request")
         return None
     except LiftError as exc:

@@ -205,8 +205,13 @@ def record_here(request: RunRequest, store: RunStore) -> str:
     return run_id
 
 
+STOP_WAIT_S = 30.0  # the longest a stopped run is given to finish its step and keep it
+
+
 def stop(run_id: str, store: RunStore | None = None, grace_s: float = 5.0) -> None:
-    """Cancel a run: ask politely, then end its whole process group so its memory is freed."""
+    """Cancel a run: ask it to stop after the step in progress (a LIFT run keeps that step as a
+    checkpoint, so carrying on loses nothing), give it about two steps' time to do so, then end its
+    whole process group so its memory is freed."""
     store = store or RunStore()
     run = store.get(run_id)
     if run is None:
@@ -214,13 +219,26 @@ def stop(run_id: str, store: RunStore | None = None, grace_s: float = 5.0) -> No
     store.request_cancel(run_id)
     pgid = run.get("pgid")
     if run["status"] == RUNNING and pgid:
-        _end_group(int(pgid), grace_s)
+        _end_group(int(pgid), grace_s, settle_s=_settle_seconds(store, run_id))
     store.reconcile()
     dispatch(store)
 
 
-def _end_group(pgid: int, grace_s: float) -> None:
+def _settle_seconds(store: RunStore, run_id: str) -> float:
+    """Two steps at the run's pace so far, and a few seconds to save; none before its first step
+    (loading a model has nothing to keep)."""
+    last = store.events(run_id, kind="train")[-1:]
+    if not last or not last[0].get("step") or last[0].get("elapsed_s") is None:
+        return 0.0
+    return min(STOP_WAIT_S, 3.0 + 2.0 * last[0]["elapsed_s"] / last[0]["step"])
+
+
+def _end_group(pgid: int, grace_s: float, settle_s: float = 0.0) -> None:
     members = [p for p in psutil.process_iter(["pid"]) if _pgid(p.pid) == pgid]
+    if settle_s > 0:  # asked to stop: it may end by itself, having kept its step
+        _, members = psutil.wait_procs(members, timeout=settle_s)
+        if not members:
+            return
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pgid, sig)

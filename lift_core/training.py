@@ -75,7 +75,6 @@ class TrainResult:
     best_epoch: int | None
     best_score: Any
     history: list[dict[str, Any]] = field(default_factory=list)
-    cancelled: bool = False
     seconds: float = 0.0  # wall time of the whole fit, validation included (over all resumed parts)
     eval_seconds: float = 0.0
     train_tokens: int = 0
@@ -95,6 +94,11 @@ def _mid_epoch(state) -> bool:
     """Whether the step just taken left an epoch unfinished (the Trainer sets ``epoch`` to a whole
     number exactly at an epoch's last step)."""
     return abs(state.epoch - round(state.epoch)) > 1e-9
+
+
+class TrainingCancelled(Exception):
+    """``should_stop`` said stop: the fit ended early, and with a checkpoint folder it kept the
+    step it stopped at, so carrying on loses nothing."""
 
 
 def checkpoint_step(checkpoint: Path) -> int:
@@ -126,6 +130,7 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
             self.eval_seconds = 0.0  # validation time, kept out of the training throughput
             self.last_loss: float | None = None
             self.stopped = False  # early stopping, kept in checkpoints: a stopped run is not trained on
+            self.cancelled = False  # should_stop said stop: not kept, a carried-on run trains on
 
         def elapsed(self) -> float:
             return self.seconds_before + time.time() - self.t0
@@ -157,15 +162,18 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
 
         def on_step_end(self, args, state, control, **kwargs):
             if should_stop is not None and should_stop():
-                result.cancelled = True
-                control.should_training_stop = True
+                self.cancelled = control.should_training_stop = True
+                # Kept, so a stopped run carries on from here. Not at an epoch's last step: its
+                # checkpoint would skip that epoch's validation; the previous epoch's end is kept.
+                if checkpoint_seconds is not None and _mid_epoch(state):
+                    control.should_save = True
             elif (checkpoint_seconds is not None and time.time() - self.last_save >= checkpoint_seconds
                   and _mid_epoch(state)):  # an epoch's last step is saved after its validation, not before
                 control.should_save = True
             return control
 
         def on_epoch_end(self, args, state, control, model=None, **kwargs):
-            if result.cancelled:
+            if self.cancelled:
                 return control
             if checkpoint_seconds is not None:
                 control.should_save = True  # a new best epoch is worth keeping
@@ -244,7 +252,8 @@ def train_adapter(model, train_features: list[dict], collator, settings: TrainSe
     ``tokens_seen`` for the throughput in progress events. With ``checkpoint_dir`` a checkpoint is
     kept there (each epoch, and every ``CHECKPOINT_MINUTES``), and a later call with the same
     folder and settings carries on from it instead of starting again: hours-long CPU runs survive
-    a killed process.
+    a killed process. When ``should_stop`` turns true it raises ``TrainingCancelled`` after the
+    step in progress (kept as a checkpoint), so nothing goes on to predict with a half-trained model.
     """
     from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
@@ -274,6 +283,8 @@ def train_adapter(model, train_features: list[dict], collator, settings: TrainSe
         if not callback.stopped:  # stopped early before the kill: only the best weights are wanted
             trainer.train(resume_from_checkpoint=None if resume is None else str(resume))
         result.seconds = callback.elapsed()
+    if callback.cancelled:
+        raise TrainingCancelled()
     result.train_tokens = callback.tokens()
     result.eval_seconds = callback.eval_seconds
     if callback.best_state is not None:

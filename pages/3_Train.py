@@ -119,11 +119,13 @@ def live_run(run_id: str, drawn_active: bool) -> None:
     if view["status"] != "queued":
         eta = f" · about {format_duration(view['eta_s'])} left" if view["active"] and view["eta_s"] is not None else ""
         st.progress(view["fraction"], text=f"{view['fraction']:.0%} of the training steps{eta}")
-    if view["active"] and st.button("Stop", key="stop_run", help="Cancel the run and end its process. A LIFT "
-                                    "run keeps its last checkpoint (each epoch's end and every 10 minutes), so it "
-                                    "can be carried on from there."):
+    if view["active"] and st.button("Stop", key="stop_run", help="Cancel the run: it stops after the training "
+                                    "step in progress and ends its process. A LIFT run keeps that step as a "
+                                    "checkpoint (stopped while it validates or loads: its last one, from an epoch's "
+                                    "end or the last 10 minutes), so it can be carried on from there."):
         try:
-            jobs.stop(run_id, store)
+            with st.spinner("Stopping after the step in progress …"):
+                jobs.stop(run_id, store)
         except LiftError as exc:
             st.error(str(exc))
         st.rerun()

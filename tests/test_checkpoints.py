@@ -1,6 +1,6 @@
-"""A killed LIFT run carries on from its checkpoint and ends where an unbroken run ends: same
-weights, same validation history, same best epoch. The "kill" is a cancel after a checkpoint; the
-second fit is a fresh estimator, as a fresh process would build."""
+"""A killed or stopped LIFT run carries on from its checkpoint and ends where an unbroken run ends:
+same weights, same validation history, same best epoch. The "kill" is an exception raised between
+steps, the stop a cancel; the second fit is a fresh estimator, as a fresh process would build."""
 
 import json
 
@@ -16,7 +16,7 @@ from lift_core.experiment import (CHECKPOINT_REQUEST, RunRequest, checkpoints_he
                                   open_checkpoints, run_and_record)
 from lift_core.models import load_model
 from lift_core.store import RunStore
-from lift_core.training import STATE_FILE, attach_lora, latest_checkpoint, train_adapter
+from lift_core.training import STATE_FILE, TrainingCancelled, attach_lora, latest_checkpoint, train_adapter
 from test_lm_tiny import iris, tiny_config  # noqa: F401 (iris: a fixture)
 
 
@@ -24,11 +24,18 @@ def _lora(est) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in est.lm_.model.named_parameters() if "lora_" in k}
 
 
-def _stopped_after(step: int):
+class Killed(Exception):
+    pass
+
+
+def _stopped_after(step: int, kill: bool):
+    """A ``should_stop`` that turns true (or, to kill, raises) at the end of step ``step + 1``."""
     seen = {"n": 0}
 
     def stop() -> bool:
         seen["n"] += 1
+        if seen["n"] > step and kill:
+            raise Killed()
         return seen["n"] > step
 
     return stop
@@ -40,25 +47,27 @@ def unbroken(iris):
     return LiftClassifier(tiny_config(), target="species").fit(X, y, eval_set=(Xv, yv))
 
 
-@pytest.mark.parametrize("kill_after, minutes", [(8, 0.0), (6, 60.0)], ids=["mid-epoch", "epoch-end"])
-def test_a_killed_fit_carries_on_to_the_unbroken_result(iris, unbroken, tmp_path, kill_after, minutes, monkeypatch):
+@pytest.mark.parametrize("stop_after, minutes, kill, kept", [(8, 0.0, True, 8), (6, 60.0, True, 6), (8, 60.0, False, 9)],
+                         ids=["killed mid-epoch", "killed at epoch end", "stopped mid-epoch"])  # 6 steps an epoch
+def test_a_killed_or_stopped_fit_carries_on_to_the_unbroken_result(iris, unbroken, tmp_path, stop_after, minutes,
+                                                                   kill, kept, monkeypatch):
     monkeypatch.setattr("lift_core.training.CHECKPOINT_MINUTES", minutes)
     X, y, Xv, yv = iris
     folder = tmp_path / "ckpt"
     first = LiftClassifier(tiny_config(), target="species")
-    first.fit(X, y, eval_set=(Xv, yv), should_stop=_stopped_after(kill_after), checkpoint_dir=folder)
-    assert first.train_result_.cancelled
+    with pytest.raises(Killed if kill else TrainingCancelled):
+        first.fit(X, y, eval_set=(Xv, yv), should_stop=_stopped_after(stop_after, kill), checkpoint_dir=folder)
     saved = latest_checkpoint(folder)
-    # every step when minutes=0 (the stop comes before step 9's save); at epoch ends only otherwise
-    assert saved is not None and saved.name == f"checkpoint-{kill_after}"
+    # killed: every step's save when minutes=0, the last epoch's end otherwise; stopped: the step it stopped at
+    assert saved is not None and saved.name == f"checkpoint-{kept}"
     assert [p.name for p in folder.iterdir()] == [saved.name]  # older checkpoints are removed
 
     events: list[dict] = []
     again = LiftClassifier(tiny_config(), target="species").fit(X, y, eval_set=(Xv, yv), checkpoint_dir=folder,
                                                                on_event=events.append)
     result, want = again.train_result_, unbroken.train_result_
-    assert result.resumed_at_steps == [kill_after]
-    assert [e["step"] for e in events if e["kind"] == "train"][0] == kill_after + 1
+    assert result.resumed_at_steps == [kept]
+    assert [e["step"] for e in events if e["kind"] == "train"][0] == kept + 1
     assert [h["epoch"] for h in result.history] == [1, 2, 3] and result.best_epoch == want.best_epoch
     for got_epoch, want_epoch in zip(result.history, want.history):
         assert got_epoch.keys() == want_epoch.keys()
@@ -130,7 +139,7 @@ def _lora_of(model) -> dict[str, torch.Tensor]:
 
 
 def test_a_cancelled_run_carries_on_to_the_unbroken_runs_metrics(tmp_path, monkeypatch):
-    monkeypatch.setattr("lift_core.training.CHECKPOINT_MINUTES", 0.0)
+    monkeypatch.setattr("lift_core.training.CHECKPOINT_MINUTES", 60.0)  # no timed saves: epoch ends, and the stop
     store = RunStore(tmp_path / "ws")
     request = RunRequest(data="iris", lift=tiny_config(epochs=2, batch_size=8), baselines=False)  # 12 steps an epoch
 
@@ -145,10 +154,11 @@ def test_a_cancelled_run_carries_on_to_the_unbroken_runs_metrics(tmp_path, monke
                               checkpoint_dir=checkpoints)
 
     unbroken = run()
-    assert run(tmp_path / "ckpt", cancel_at=15) is None  # cancelled at step 16, after step 15's checkpoint
+    assert run(tmp_path / "ckpt", cancel_at=15) is None  # cancelled at step 16, which it keeps
+    assert latest_checkpoint(tmp_path / "ckpt").name == "checkpoint-16"
     again = run(tmp_path / "ckpt")
     lift, want = again["models"]["lift"], unbroken["models"]["lift"]
-    assert lift["resumed_at_steps"] == [15] and want["resumed_at_steps"] == []
+    assert lift["resumed_at_steps"] == [16] and want["resumed_at_steps"] == []
     assert lift["fit_seconds"] is None  # only the last part's: train_seconds sums the parts
     assert lift["accuracy"] == want["accuracy"] and lift["best_epoch"] == want["best_epoch"]
     np.testing.assert_allclose([h["val_log_loss"] for h in again["history"]],

@@ -69,6 +69,20 @@ def test_stop_ends_the_process_and_marks_the_run_cancelled(store):
     assert store.get(run_id)["status"] == "cancelled"
 
 
+def test_a_stopped_run_keeps_the_step_it_stopped_at_and_carries_on_from_it(store):
+    run_id = jobs.submit(tiny_request(epochs=2, batch_size=1), store)  # one row a step: ~90 steps an epoch
+    wait_for(lambda: len(store.events(run_id, kind="train")) >= 3, timeout=120)
+    jobs.stop(run_id, store)
+    run = store.get(run_id)
+    assert run["status"] == "cancelled" and run["error"] == "cancelled by request"  # it ended itself, not killed
+    last = store.events(run_id, kind="train")[-1]
+    per_epoch = last["total_steps"] // 2
+    assert 3 <= last["step"] < per_epoch  # well inside the first epoch, whose end is not saved yet
+    assert jobs.carry_on_step(store, run) == last["step"]
+    jobs.carry_on(run_id, store)
+    _carried_on(store, run_id, last["step"])
+
+
 def test_a_worker_killed_by_hand_shows_as_failed_within_seconds(store):
     run_id = jobs.submit(tiny_request(epochs=50), store)
     pid = store.get(run_id)["pid"]

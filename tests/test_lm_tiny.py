@@ -8,6 +8,7 @@ import pytest
 from lift_core.builtin import load_builtin
 from lift_core.config import LiftConfig, LoraSettings, TrainSettings
 from lift_core.estimator import LiftClassifier, LiftRegressor, load_estimator
+from lift_core.training import TrainingCancelled
 
 
 def tiny_config(**train):
@@ -111,8 +112,8 @@ def test_cancel_stops_training_early(iris):
         calls["n"] += 1
         return calls["n"] >= 2
 
-    est = LiftClassifier(tiny_config(epochs=5), target="species").fit(X, y, should_stop=stop)
-    assert est.train_result_.cancelled
+    with pytest.raises(TrainingCancelled):  # rather than go on to predict with a half-trained model
+        LiftClassifier(tiny_config(epochs=5), target="species").fit(X, y, should_stop=stop)
     assert calls["n"] == 2
 
 
