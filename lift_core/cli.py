@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from lift_core.config import AUTO, METHODS
 from lift_core.errors import LiftError
@@ -225,16 +227,46 @@ def _train_here(request, store, run_id: str, out: Path | None, checkpoint_dir: P
 
     bar = _Bar()
     try:
-        doc = run_and_record(request, store, run_id, out=out, say=lambda s: print(s, file=sys.stderr),
-                             on_event=bar, checkpoint_dir=checkpoint_dir)
+        with _ctrl_c_stops(store, run_id):
+            doc = run_and_record(request, store, run_id, out=out, say=lambda s: print(s, file=sys.stderr),
+                                 on_event=bar, checkpoint_dir=checkpoint_dir)
     finally:
         bar.close()
     if doc is None:
-        print(f"run {run_id} was cancelled", file=sys.stderr)
+        print(_stopped_message(request, store, run_id, checkpoint_dir), file=sys.stderr)
         return 3
     print(results_table(doc))
     print(f"\nrun {run_id}: files in {store.run_dir(run_id)}" + (f" and {out}" if out else ""))
     return 0
+
+
+@contextmanager
+def _ctrl_c_stops(store, run_id: str) -> Iterator[None]:
+    """The first Ctrl-C stops the run after the training step in progress, which a LIFT run keeps
+    to carry on from; a second one quits at once."""
+    def stop(signum, frame) -> None:
+        store.request_cancel(run_id)
+        print("\nstopping after the training step in progress (kept, to carry on from); Ctrl-C again to quit "
+              "at once", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stopped_message(request, store, run_id: str, checkpoint_dir: Path | None) -> str:
+    from lift_core.jobs import checkpoint_folder
+    from lift_core.training import checkpoint_step, latest_checkpoint
+
+    kept = None if checkpoint_dir is None else latest_checkpoint(checkpoint_dir)
+    if kept is None:
+        return f"run {run_id} was stopped"
+    how = (f"python -m lift_core carry-on {run_id}" if checkpoint_dir == checkpoint_folder(store, run_id, request)
+           else "the same command again")
+    return f"run {run_id} was stopped; its checkpoint at step {checkpoint_step(kept)} is kept: carry it on with {how}"
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

@@ -98,7 +98,7 @@ def _mid_epoch(state) -> bool:
 
 class TrainingCancelled(Exception):
     """``should_stop`` said stop: the fit ended early, and with a checkpoint folder it kept the
-    step it stopped at, so carrying on loses nothing."""
+    step it stopped at (mid-epoch; at an epoch's last step, the previous epoch's end)."""
 
 
 def checkpoint_step(checkpoint: Path) -> int:

@@ -7,6 +7,7 @@ real subprocess to prove the entry point's own exit status and stderr.
 
 import gzip
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -345,3 +346,30 @@ def test_a_lift_run_keeps_its_checkpoints_in_its_own_folder_by_default(capsys, m
     [run] = RunStore().list_runs()
     assert run["pid"] == os.getpid()  # claimed as it was recorded: no page's queue starts it too
     assert latest_checkpoint(RunStore().run_dir(run["id"]) / CHECKPOINTS) is not None
+
+
+def test_ctrl_c_stops_a_run_after_its_step_and_keeps_it_to_carry_on(capsys, monkeypatch):
+    """The first Ctrl-C is a Stop, not a crash: the step in progress ends, is kept, and the command
+    says how to carry on; the handler is put back afterwards."""
+    from lift_core import cli
+    from lift_core.jobs import CHECKPOINTS
+    from lift_core.training import checkpoint_step, latest_checkpoint
+
+    shown = cli._Bar.__call__
+
+    def press_ctrl_c_at_step_3(bar, event):
+        shown(bar, event)
+        if event["kind"] == "train" and event["step"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(cli._Bar, "__call__", press_ctrl_c_at_step_3)
+    before = signal.getsignal(signal.SIGINT)
+    argv = ["run", "--data", "iris", "--model", "tiny", "--epochs", "2", "--batch-size", "1", "--no-baselines"]
+    assert main(argv) == 3
+    [run] = RunStore().list_runs()
+    err = capsys.readouterr().err
+    assert "Ctrl-C again to quit at once" in err and f"carry it on with python -m lift_core carry-on {run['id']}" in err
+    assert run["status"] == "cancelled" and signal.getsignal(signal.SIGINT) is before
+    kept = latest_checkpoint(RunStore().run_dir(run["id"]) / CHECKPOINTS)
+    assert kept is not None and checkpoint_step(kept) == 4  # seen at step 4's end, which was saved
+    assert "checkpoint at step 4 is kept" in err
