@@ -98,7 +98,7 @@ def _mid_epoch(state) -> bool:
 
 class TrainingCancelled(Exception):
     """``should_stop`` said stop: the fit ended early, and with a checkpoint folder it kept the
-    step it stopped at (mid-epoch; at an epoch's last step, the previous epoch's end)."""
+    step it stopped at (at an epoch's last step, after that epoch's validation)."""
 
 
 def checkpoint_step(checkpoint: Path) -> int:
@@ -163,8 +163,8 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
         def on_step_end(self, args, state, control, **kwargs):
             if should_stop is not None and should_stop():
                 self.cancelled = control.should_training_stop = True
-                # Kept, so a stopped run carries on from here. Not at an epoch's last step: its
-                # checkpoint would skip that epoch's validation; the previous epoch's end is kept.
+                # Kept, so a stopped run carries on from here; an epoch's last step is kept by
+                # on_epoch_end, after its validation.
                 if checkpoint_seconds is not None and _mid_epoch(state):
                     control.should_save = True
             elif (checkpoint_seconds is not None and time.time() - self.last_save >= checkpoint_seconds
@@ -173,7 +173,7 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
             return control
 
         def on_epoch_end(self, args, state, control, model=None, **kwargs):
-            if self.cancelled:
+            if self.cancelled and _mid_epoch(state):  # the Trainer ends a cut-short epoch here too
                 return control
             if checkpoint_seconds is not None:
                 control.should_save = True  # a new best epoch is worth keeping
