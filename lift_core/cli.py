@@ -224,6 +224,7 @@ def _no_files(*flags: tuple[str, Path | None]) -> None:
 def _train_here(request, store, run_id: str, out: Path | None, checkpoint_dir: Path | None) -> int:
     """Train a recorded run in this process with a progress bar, then print its results table."""
     from lift_core.experiment import run_and_record
+    from lift_core.progress import more_epochs_advice
 
     bar = _Bar()
     try:
@@ -236,6 +237,9 @@ def _train_here(request, store, run_id: str, out: Path | None, checkpoint_dir: P
         print(_stopped_message(request, store, run_id, checkpoint_dir), file=sys.stderr)
         return 3
     print(results_table(doc))
+    advice = more_epochs_advice(doc)
+    if advice:
+        print(f"\nnote: {advice}")
     print(f"\nrun {run_id}: files in {store.run_dir(run_id)}" + (f" and {out}" if out else ""))
     return 0
 

@@ -147,6 +147,8 @@ def live_run(run_id: str, drawn_active: bool) -> None:
     for figure in (train_loss_figure(view), validation_figure(view)):
         if figure is not None:
             st.plotly_chart(figure)
+    if view["advice"]:
+        st.info(view["advice"])
     if view["status"] == "succeeded":
         results = page_of("Results")
         if results:

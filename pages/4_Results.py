@@ -8,7 +8,7 @@ import streamlit as st
 
 from lift_core import charts
 from lift_core.errors import LiftError
-from lift_core.progress import format_duration
+from lift_core.progress import format_duration, more_epochs_advice
 from lift_core.store import ACTIVE, SUCCEEDED, RunStore
 
 st.set_page_config(page_title="Results · LIFT Studio", layout="wide")
@@ -108,6 +108,9 @@ cols[2].metric("Invalid answers", "—" if invalid is None else f"{invalid:.1%}"
                help="Share of test rows whose LIFT answer could not be read. They count as wrong in "
                     "every score above; they are never dropped.")
 cols[3].metric("Best epoch (kept)", str(doc["models"]["lift"].get("best_epoch") or "—"))
+advice = more_epochs_advice(doc)
+if advice:
+    st.info(advice)
 lm_entry = doc["models"]["lift"]
 if lm_entry.get("trainable_parameters"):
     st.caption(f"{lm_name} trained {lm_entry['trainable_parameters']:,} parameters in "

@@ -144,7 +144,7 @@ def test_compare_runs_and_seed_summary(copied_store):
     assert len(charts_of(at)) == before + 1  # the grouped bar chart
 
 
-def fake_finished_run(data: str, models: dict) -> str:
+def fake_finished_run(data: str, models: dict, history: list | None = None) -> str:
     """A finished run on a built-in data set with hand-made scores and perfect test predictions
     (no training), enough for the page; its request is real, so baselines can be refitted."""
     store = RunStore()
@@ -158,7 +158,7 @@ def fake_finished_run(data: str, models: dict) -> str:
     for c in p.classes or []:
         preds[f"P({c})"] = (test[p.target] == c).astype(float)
     doc = {"task": p.task, "dataset": data, "target": p.target, "seed": 0, "classes": p.classes,
-           "models": models, "history": []}
+           "models": models, "history": history or []}
     run_id = store.create_run({"request": request.to_dict()}, name=f"{data} · tiny", dataset=data)
     preds.to_csv(store.run_dir(run_id) / "test_predictions.csv", index=False)
     store.finish(run_id, "succeeded", metrics=doc)
@@ -168,9 +168,11 @@ def fake_finished_run(data: str, models: dict) -> str:
 def test_regression_run_shows_predicted_vs_actual_and_skipped_baselines():
     fake_finished_run("linear_1d", {"lift": {"rmse": 0.5, "rae": 0.1, "invalid_rate": 0.02, "best_epoch": 3},
                                     "ridge": {"rmse": 0.4, "rae": 0.08, "invalid_rate": 0.0},
-                                    "gp": {"skipped": "too many rows for an exact GP"}})
+                                    "gp": {"skipped": "too many rows for an exact GP"}},
+                      history=[{"epoch": e} for e in (1, 2, 3)])
     at = page()
     assert not at.exception and not at.error
+    assert "best at the last epoch (3 of 3)" in texts(at.info)  # still learning: more epochs advised
     table = at.dataframe[0].value
     assert list(table.columns[:3]) == ["model", "RMSE", "RAE"]
     assert list(table["model"]) == ["Ridge regression", "LIFT", "Gaussian process"]
@@ -194,6 +196,7 @@ def test_decision_regions_for_two_numeric_features(monkeypatch):
     assert not at.exception
     assert "Decision regions" in texts(at.subheader)
     assert "this run recorded no training progress" in texts(at.info).lower()
+    assert "more epochs" not in texts(at.info)  # no validation history: no advice
     n = len(charts_of(at))
     at = click(at, "Draw decision regions")  # LIFT first: this run has no adapter, which is said, not raised
     assert not at.exception and "no adapter file" in texts(at.error)

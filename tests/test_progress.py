@@ -9,7 +9,8 @@ import pytest
 from lift_core.config import LiftConfig, TrainSettings
 from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest
-from lift_core.progress import format_duration, progress_view, train_loss_figure, validation_figure
+from lift_core.progress import (format_duration, more_epochs_advice, progress_view, train_loss_figure,
+                                validation_figure)
 from lift_core.store import RunStore
 
 
@@ -97,6 +98,22 @@ def test_a_finished_run_is_complete_with_its_best_epoch_and_time(store):
     assert (view["fraction"], view["eta_s"], view["active"], view["level"]) == (1.0, 0.0, False, "success")
     assert view["best_epoch"] == 2
     assert view["message"].startswith("Finished in ") and view["message"].endswith("best validation epoch 2.")
+
+
+def test_a_finished_run_best_at_its_last_epoch_advises_more_epochs(store):
+    run_id = new_run(store, epochs=3)
+    store.mark_running(run_id, os.getpid())
+    history = [{"epoch": e, "score": s} for e, s in ((1, 0.5), (2, 0.6), (3, 0.7))]
+    store.finish(run_id, "succeeded", metrics={"models": {"lift": {"best_epoch": 3}}, "history": history})
+    view = progress_view(store, run_id)
+    assert view["advice"].startswith("Validation was best at the last epoch (3 of 3)") and "say 6" in view["advice"]
+
+
+@pytest.mark.parametrize("epochs, best", [([1, 2, 3], 2), ([1], 1), ([], None), ([1, 2, 3], None)],
+                         ids=["an earlier epoch best", "one epoch only", "no validation", "no best epoch"])
+def test_no_advice_unless_the_last_of_several_epochs_was_best(epochs, best):
+    doc = {"models": {"lift": {"best_epoch": best}}, "history": [{"epoch": e} for e in epochs]}
+    assert more_epochs_advice(doc) is None
 
 
 def test_a_failed_run_shows_its_error_and_log(store):
