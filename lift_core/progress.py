@@ -40,7 +40,7 @@ def format_duration(seconds: float | None) -> str:
 
 def more_epochs_advice(doc: dict[str, Any] | None) -> str | None:
     """Advice when validation was best at the last of several epochs: the run ended while the model
-    was still learning (iris, wine and digits did, in our benchmarks). Its learning rate decayed to
+    was still learning (digits did, in our benchmarks). Its learning rate decayed to
     zero at that epoch, so only a new run with more epochs shows whether more would help."""
     history = (doc or {}).get("history") or []
     best = (((doc or {}).get("models") or {}).get("lift") or {}).get("best_epoch")
