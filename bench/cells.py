@@ -4,6 +4,7 @@ would run it, in a throw-away workspace; and the commit the cell was measured wi
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -157,14 +158,19 @@ def baselines_again(request) -> dict:
 def rebaseline(doc: dict, chosen: Callable[[dict], bool], request_of: Callable[[dict], object],
                write: Callable[[dict], None]) -> int:
     """Measure again the baselines of every ``chosen`` cell that has none chosen on validation rows
-    (seconds a cell: no language model is involved), saving after each; how many were measured."""
-    done = 0
+    (seconds a cell: no language model is involved), saving after each; how many were measured.
+    Cells on the same split (the methods suite's five methods of a seed) share one measurement."""
+    done, measured = 0, {}
     for cell in doc["cells"]:
         if "baseline_params" in cell or not chosen(cell):
             continue
-        cell.update(baselines_again(request_of(cell)), baselines_commit=commit())
+        request = request_of(cell)
+        key = json.dumps(request.to_dict(), sort_keys=True, default=str)
+        if key not in measured:
+            measured[key] = baselines_again(request)
+        cell.update(copy.deepcopy(measured[key]), baselines_commit=commit())
         done += 1
-        print(f"{', '.join(f'{k} {cell[k]}' for k in ('data', 'rows', 'seed') if k in cell)}: baselines measured again",
+        print(f"{', '.join(f'{k} {cell[k]}' for k in ('data', 'rows', 'seed', 'method') if k in cell)}: baselines measured again",
               flush=True)
         write(doc)
     return done

@@ -8,6 +8,7 @@ rewritten from the JSON after every cell, with the date, machine and command.
 
     .venv/bin/python bench/methods.py                   # iris, wine, breast_cancer; 5 methods; seeds 0-2
     .venv/bin/python bench/methods.py --quick           # tiny model, 1 epoch: checks the script works
+    .venv/bin/python bench/methods.py --rebaseline      # baselines of older cells, measured again
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import DEFAULT_OUT, Cells, add_pause_option, baseline_lines, baselines_of, machines, paused, quick_out, recorded_command, run_cli  # noqa: E402
+from bench.cells import (DEFAULT_OUT, Cells, add_pause_option, baseline_lines, baselines_of, machines,  # noqa: E402
+                         paused, quick_out, rebaseline_stored, recorded_command, run_cli)
 from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 from lift_core.config import METHOD_LABELS, METHODS  # noqa: E402
+from lift_core.experiment import RunRequest  # noqa: E402
 
 DATASETS = ["iris", "wine", "breast_cancer"]
 # About the same number of optimizer steps per data set (batch 4): iris 96 rows × 8 epochs = 192,
@@ -32,6 +35,11 @@ DATASETS = ["iris", "wine", "breast_cancer"]
 # would take about an hour a run on a 2-core CPU.
 EPOCHS = {"breast_cancer": 3}
 PAIRS = [("ltuning-prefix", "prefix"), ("ltuning-prompt", "prompt")]  # L-Tuning vs the plain method it improves on
+
+
+def cell_request(cell: dict) -> RunRequest:
+    """The data set and split a cell's run used (its baselines are measured again on it)."""
+    return RunRequest(data=cell["data"], seed=cell["seed"])
 
 
 def run_cell(data: str, method: str, seed: int, model: str, extra: list[str]) -> dict:
@@ -127,6 +135,9 @@ def main() -> int:
     ap.add_argument("--extra", default="", help="more `lift_core run` arguments for every cell, e.g. '--epochs 4'")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for methods.{json,md}")
     ap.add_argument("--quick", action="store_true", help="tiny model, iris, seed 0, 1 epoch, into a temp folder")
+    ap.add_argument("--rebaseline", action="store_true",
+                    help="no runs: measure again the baselines of stored cells measured before baselines chose "
+                         "their settings on the validation rows")
     add_pause_option(ap)
     args = ap.parse_args()
     if args.quick:
@@ -136,6 +147,11 @@ def main() -> int:
         args.out = quick_out(args.out, "methods")
     else:
         epochs = {data: n for data, n in EPOCHS.items() if data in args.datasets}
+    if args.rebaseline:
+        return rebaseline_stored(args.out / "methods.json",
+                                 lambda c: c["data"] in args.datasets and c["seed"] in args.seeds
+                                 and c["method"] in args.methods, cell_request,
+                                 lambda doc: (args.out / "methods.md").write_text(report(doc)))
     extra = shlex.split(args.extra)
     settings = {"model": args.model, "extra": extra, "epochs": epochs, "datasets": args.datasets,
                 "methods": args.methods, "seeds": args.seeds}

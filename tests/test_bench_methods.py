@@ -40,3 +40,26 @@ def test_the_report_counts_where_l_tuning_beat_the_plain_method():
     assert "iris: L-Tuning prompt vs Prompt tuning: -0.250 (worse; higher on 0 of 1 seeds: [0])" in text
     assert "wine: L-Tuning prefix vs Prefix tuning: not yet measured" in text
     assert "higher in 1 of 2 (data set, pair) comparisons measured" in text
+
+
+def test_rebaseline_measures_each_seeds_split_once_for_all_its_methods(monkeypatch):
+    import lift_core.baselines
+    from bench.cells import rebaseline
+    from bench.methods import cell_request
+
+    real, seen = lift_core.baselines.run_baselines, []
+
+    def spy(task, frame, features, target, train_idx, *args, **kwargs):
+        seen.append(len(train_idx))
+        return real(task, frame, features, target, train_idx, *args, **kwargs)
+
+    monkeypatch.setattr(lift_core.baselines, "run_baselines", spy)
+    old = {"data": "iris", "seed": 0, "accuracy": 0.9, "baselines": {"svm": 0.5}}
+    doc = {"cells": [{**old, "method": "lift"}, {**old, "method": "prompt", "accuracy": 0.4},
+                     {**old, "seed": 1, "method": "lift"}]}
+    assert rebaseline(doc, lambda c: c["seed"] == 0, cell_request, lambda d: None) == 2
+    assert seen == [96]  # one split, measured once for both methods
+    first, second, other = doc["cells"]
+    assert first["baselines"] == second["baselines"] and first["baselines"] is not second["baselines"]
+    assert set(first["baseline_params"]["svm"]) and (first["accuracy"], second["accuracy"]) == (0.9, 0.4)
+    assert "baseline_params" not in other
