@@ -178,6 +178,12 @@ def reopen(run_id: str, store: RunStore, claim_pid: int | None = None) -> RunReq
             raise LiftError(_why_not(run))
         request = rerun_request(run)
         check_request(request)  # its data file may be gone: say so here, not later in a worker
+        key = request_key(request)
+        twin = next((r for r in store.list_runs() if r["status"] in ACTIVE and r["id"] != run_id
+                     and (r.get("config") or {}).get("request_key") == key), None)
+        if twin is not None:  # as submit does: the same settings are trained once at a time
+            raise LiftError(f"run '{twin['id']}' with the same settings is {twin['status']}: follow it on the "
+                            f"Train page, or stop it before carrying run '{run_id}' on")
         store.requeue(run_id, keep_through_step=step)
         store.log(run_id, f"carrying on from the checkpoint at step {step}")
         if claim_pid is not None:

@@ -156,6 +156,23 @@ def test_a_run_whose_table_is_gone_is_refused_before_it_is_reopened(tmp_path):
     assert store.get(run_id)["status"] == "failed" and store.events(run_id, kind="train")  # untouched
 
 
+def test_a_run_is_not_carried_on_while_a_run_with_its_settings_is_active(tmp_path):
+    store = RunStore(tmp_path / "ws")
+    request = tiny_request()
+    run_id = store.create_run({"request": request.to_dict(), "request_key": jobs.request_key(request)},
+                              method="lift")
+    folder = store.run_dir(run_id) / jobs.CHECKPOINTS / "checkpoint-12"
+    folder.mkdir(parents=True)
+    (folder / STATE_FILE).write_text("{}")
+    store.finish(run_id, "failed", error="killed")
+    twin = store.create_run({"request": request.to_dict(), "request_key": jobs.request_key(request)})  # queued
+    with pytest.raises(LiftError, match=f"run '{twin}' with the same settings is queued"):
+        jobs.reopen(run_id, store)
+    assert store.get(run_id)["status"] == "failed"
+    store.finish(twin, "cancelled")
+    assert jobs.reopen(run_id, store) == request and store.get(run_id)["status"] == "queued"
+
+
 def test_discarding_checkpoints_frees_them_and_ends_the_offer(crashed_copy):
     workspace, run_id, _ = crashed_copy
     store = RunStore(workspace)
