@@ -14,3 +14,17 @@ def run_quick(script: str, out: Path, *args: str) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc
+
+
+def spy_on_baselines(monkeypatch) -> list[int]:
+    """Count the baselines measured in-process: each call's number of training rows, in order."""
+    import lift_core.baselines
+
+    real, seen = lift_core.baselines.run_baselines, []
+
+    def spy(task, frame, features, target, train_idx, *args, **kwargs):
+        seen.append(len(train_idx))
+        return real(task, frame, features, target, train_idx, *args, **kwargs)
+
+    monkeypatch.setattr(lift_core.baselines, "run_baselines", spy)
+    return seen

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bench_helpers import run_quick
+from bench_helpers import run_quick, spy_on_baselines
 from bench.accuracy import (CHEAP_FIRST, DATASETS, _cpu, cell_request, chart, readme_block, readme_blocks,
                             report, summary)
 from bench.cells import DEFAULT_OUT, README, machine, readme_marks, rebaseline, with_readme_blocks
@@ -175,16 +175,9 @@ def test_writing_the_readme_keeps_its_prose_and_names_missing_markers():
 
 
 def test_sample_size_cells_have_their_baselines_measured_again_on_their_own_cut_of_rows(monkeypatch):
-    import lift_core.baselines
     from bench.sample_size import cell_request as cut_request, report as curve_report
 
-    real, seen = lift_core.baselines.run_baselines, []
-
-    def spy(task, frame, features, target, train_idx, *args, **kwargs):
-        seen.append(len(train_idx))
-        return real(task, frame, features, target, train_idx, *args, **kwargs)
-
-    monkeypatch.setattr(lift_core.baselines, "run_baselines", spy)
+    seen = spy_on_baselines(monkeypatch)
     cell = {"data": "iris", "rows": 16, "seed": 0, "n_train": 16, "lift": 0.4, "baselines": {"svm": 0.3},
             "date": "2026-11-22T07:00:00+00:00", "machine": "EPYC"}
     doc = {"cells": [cell], "command": "python bench/sample_size.py", "settings": {"model": "bundled", "extra": []}}

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bench_helpers import run_quick
+from bench_helpers import run_quick, spy_on_baselines
 from bench.methods import report
 
 
@@ -43,17 +43,10 @@ def test_the_report_counts_where_l_tuning_beat_the_plain_method():
 
 
 def test_rebaseline_measures_each_seeds_split_once_for_all_its_methods(monkeypatch):
-    import lift_core.baselines
     from bench.cells import rebaseline
     from bench.methods import cell_request
 
-    real, seen = lift_core.baselines.run_baselines, []
-
-    def spy(task, frame, features, target, train_idx, *args, **kwargs):
-        seen.append(len(train_idx))
-        return real(task, frame, features, target, train_idx, *args, **kwargs)
-
-    monkeypatch.setattr(lift_core.baselines, "run_baselines", spy)
+    seen = spy_on_baselines(monkeypatch)
     old = {"data": "iris", "seed": 0, "accuracy": 0.9, "baselines": {"svm": 0.5}}
     doc = {"cells": [{**old, "method": "lift"}, {**old, "method": "prompt", "accuracy": 0.4},
                      {**old, "seed": 1, "method": "lift"}]}
