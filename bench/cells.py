@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every script here imports this module before lift_core: set before bitsandbytes is first imported
+# (through peft), this keeps its CPU-kernel notice out of the benchmarks' output, as the CLI does.
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
 def run_cli(args: list[str]) -> tuple[dict, float]:

@@ -10,6 +10,7 @@ learn even that is broken, one that learns it but not the real table finds the t
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # its CPU-kernel notice, before peft imports it
 
 from lift_core.config import AUTO, METHODS, LiftConfig, TrainSettings  # noqa: E402
 from lift_core.experiment import RunRequest, _parts, load_table, make_estimator  # noqa: E402
