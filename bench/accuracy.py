@@ -63,7 +63,15 @@ def run_cell(data: str, seed: int, model: str, extra: list[str], checkpoints: Pa
             "lift": {k: lm.get(k) for k in keep}, "learning_rate": lm.get("learning_rate"),
             "best_epoch": lm.get("best_epoch"), "bf16": lm.get("bf16"), "train_seconds": lm["train_seconds"],
             "resumed_at_steps": lm["resumed_at_steps"],  # train_seconds sums the parts; wall is the last part's
-            "wall_seconds": None if lm["resumed_at_steps"] else wall, **baselines_of(doc, main)}
+            "wall_seconds": None if lm["resumed_at_steps"] else wall, "tokens_per_s": lm.get("tokens_per_s"),
+            "n_val": doc.get("n_val"), "epochs": _epochs(doc), **baselines_of(doc, main)}
+
+
+def _epochs(doc: dict) -> list[dict]:
+    """Each epoch's training loss and validation figures, which the README's prose cites (digits
+    learning at every epoch) and which the test figures alone do not show."""
+    return [{k: v for k, v in h.items() if k == "epoch" or k == "train_loss" or k.startswith("val_")}
+            for h in doc.get("history") or []]
 
 
 def cell_request(cell: dict) -> RunRequest:

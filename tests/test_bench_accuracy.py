@@ -22,6 +22,9 @@ def test_quick_accuracy_suite_reports_ours_beside_the_paper(tmp_path):
     assert "xychart-beta" in report and (tmp_path / "accuracy.html").exists()
     assert all(c["baseline_params"]["svm"] for c in doc["cells"])  # chosen on the validation rows
     assert all(c["resumed_at_steps"] == [] and c["wall_seconds"] > 0 for c in doc["cells"])
+    iris = doc["cells"][0]  # each epoch's validation is kept, as the README cites it (1 epoch here)
+    assert [e["epoch"] for e in iris["epochs"]] == [1] and 0 <= iris["epochs"][0]["val_accuracy"] <= 1
+    assert iris["n_val"] > 0 and iris["tokens_per_s"] > 0
     assert list((tmp_path / "checkpoints").iterdir()) == []  # kept while a cell trains, removed once recorded
     assert "settings chosen on each seed's validation rows" in report and "scikit-learn's defaults" not in report
 
