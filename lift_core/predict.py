@@ -19,6 +19,10 @@ from lift_core.examples import pad_batch, positions
 
 Progress = Callable[[int, int], None] | None
 MIN_SHARED = 2  # shared leading tokens worth reading once (LIFT's "When we have <first column>=")
+# Prompt tokens a scoring forward reads at most. On long rows big batches read slower (activations
+# outgrow the CPU's caches): digits' 540-token rows scored fastest at about 8 rows a batch, 1.7-1.9x
+# the rows/s of 64 (docs/benchmarks/scoring-batch.md), while iris's 35-token rows still gain up to 64.
+TOKENS_PER_BATCH = 4096
 
 
 def _autocast(device: str, bf16: bool):
@@ -50,15 +54,14 @@ def score_candidates(model, prompt_ids: Sequence[Sequence[int]], candidates: Seq
     answers such as "1" and "10" that share a first token only in part) the score is the mean
     log-probability of all a candidate's tokens, end marker included; each prompt is read once and
     its cache repeated for the K continuations. Rows are batched by prompt length to pad little,
-    in batches of near one size (``even_step``), and the tokens every prompt starts with (the
-    template's opening) are read once for all rows.
+    in batches of near one size (``even_step``) of at most ``batch_rows`` rows, and the tokens
+    every prompt starts with (the template's opening) are read once for all rows.
     """
     cand = [list(c) for c in candidates]
     split = split_point(cand) if shortcut else None
-    # ``batch_size`` counts sequences: the whole-answer path continues each row K times.
-    most = batch_size if split is not None else max(1, batch_size // len(cand))
     n = len(prompt_ids)
-    step = even_step(n, most)
+    longest = max((len(p) for p in prompt_ids), default=1)
+    step = even_step(n, batch_rows(batch_size, longest, 1 if split is not None else len(cand)))
     out = np.zeros((n, len(cand)), dtype=np.float64)
     order = np.argsort([len(p) for p in prompt_ids], kind="stable")
     was_training = model.training
@@ -79,6 +82,12 @@ def score_candidates(model, prompt_ids: Sequence[Sequence[int]], candidates: Seq
     finally:
         model.train(was_training)
     return out
+
+
+def batch_rows(batch_size: int, longest: int, continuations: int = 1) -> int:
+    """Rows a scoring forward: ``batch_size`` counts sequences (the whole-answer path continues each
+    row K times), and the rows' prompt tokens stay within TOKENS_PER_BATCH."""
+    return max(1, min(batch_size // continuations, TOKENS_PER_BATCH // max(longest, 1)))
 
 
 def even_step(n: int, most: int) -> int:
