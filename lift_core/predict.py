@@ -19,9 +19,10 @@ from lift_core.examples import pad_batch, positions
 
 Progress = Callable[[int, int], None] | None
 MIN_SHARED = 2  # shared leading tokens worth reading once (LIFT's "When we have <first column>=")
-# Prompt tokens a scoring forward reads at most. On long rows big batches read slower (activations
-# outgrow the CPU's caches): digits' 540-token rows scored fastest at about 8 rows a batch, 1.7-1.9x
-# the rows/s of 64 (docs/benchmarks/scoring-batch.md), while iris's 35-token rows still gain up to 64.
+# Prompt tokens a scoring forward reads at most. On long rows big batches read slower, most with
+# the LoRA unmerged (each epoch's validation): digits' 540-token rows, 48 a forward, 1,227 ms a row
+# against 645-848 for 4 to 24, breast cancer's 330-token rows 487 against 327-385, while iris's
+# 39-token rows read fastest in big batches (docs/benchmarks/scoring-batch.md).
 TOKENS_PER_BATCH = 4096
 
 

@@ -20,3 +20,15 @@ def test_quick_speed_benchmark_measures_every_comparison(tmp_path):
     assert doc["end_to_end"]["wall_seconds"] > 0
     report = (tmp_path / "speed.md").read_text()
     assert "Speed-up" in report and doc["machine"] in report
+
+
+@pytest.mark.slow
+def test_quick_scoring_batch_benchmark_times_each_batch_size_in_both_states(tmp_path):
+    run_quick("scoring_batch.py", tmp_path)
+    doc = json.loads((tmp_path / "scoring-batch.json").read_text())
+    (iris,) = doc["datasets"]
+    assert [(r["state"], r["batch"]) for r in iris["results"]] == [
+        (state, batch) for state in ("validation", "prediction") for batch in (2, 4, "default")]
+    assert [r["rows_a_forward"] for r in iris["results"][:3]] == [2, 4, 8]  # 8 rows: the default takes all
+    assert all(r["ms_a_row"] > 0 for r in iris["results"])
+    assert "| default | 8 |" in (tmp_path / "scoring-batch.md").read_text()

@@ -7,7 +7,8 @@ import torch
 
 from lift_core.baselines import evaluate
 from lift_core.models import load_model
-from lift_core.predict import even_step, score_candidates, shared_start, split_point
+import lift_core.predict
+from lift_core.predict import batch_rows, even_step, score_candidates, shared_start, split_point
 
 
 def reference_scores(model, prompts, candidates):
@@ -69,6 +70,30 @@ def test_a_shared_start_read_once_scores_as_each_row_alone(model, shortcut):
     if shortcut:  # distinct first tokens: the log-probability of each answer's first token
         expected = reference_scores(lm.model, SHARED_START, [c[:1] for c in candidates])
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("batch_size, longest, continuations, rows", [
+    (64, 35, 1, 64),  # iris-length rows: the batch size decides
+    (64, 540, 1, 7),  # digits-length rows: 4,096 prompt tokens a forward
+    (64, 540, 10, 6), (64, 35, 10, 6),  # whole answers: each row continued K times
+    (64, 9000, 1, 1), (4, 10, 10, 1),  # never none
+])
+def test_batch_rows_caps_the_prompt_tokens_a_forward_reads(batch_size, longest, continuations, rows):
+    assert batch_rows(batch_size, longest, continuations) == rows
+
+
+def test_long_prompts_are_scored_in_smaller_batches_with_the_same_scores(monkeypatch):
+    lm = load_model("tiny")
+    pad = lm.tokenizer.pad_token_id
+    candidates = [[900, 0], [1234, 5678, 0], [42, 0]]
+    uncapped = score_candidates(lm.model, SHARED_START, candidates, pad_id=pad, device="cpu", batch_size=4)
+    seen = []
+    lm.model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["input_ids"].shape[0]),
+                                       with_kwargs=True)
+    monkeypatch.setattr(lift_core.predict, "TOKENS_PER_BATCH", 16)  # the longest prompt has 8 tokens: 2 rows
+    capped = score_candidates(lm.model, SHARED_START, candidates, pad_id=pad, device="cpu", batch_size=4)
+    assert seen[1:] == [2, 2]  # after the shared start, read once for all rows
+    np.testing.assert_allclose(capped, uncapped, atol=1e-5)
 
 
 @pytest.mark.parametrize("n, most, sizes", [
