@@ -23,6 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
+def save_results(out: Path, stem: str, doc: dict, report: str) -> Path:
+    """``<stem>.json`` (the raw figures) and ``<stem>.md`` (their report) in ``out``; the report's path."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(doc, indent=1))
+    (out / f"{stem}.md").write_text(report)
+    return out / f"{stem}.md"
+
+
 def run_cli(args: list[str]) -> tuple[dict, float]:
     """``lift_core run`` with ``args``; its metrics.json and the wall time in seconds."""
     with tempfile.TemporaryDirectory() as tmp:

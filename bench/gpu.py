@@ -25,7 +25,6 @@ On the GPU machine (bitsandbytes travels as a wheel: ../shared/reference/GPU.md)
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -36,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import machine  # noqa: E402
+from bench.cells import machine, save_results  # noqa: E402
 from bench.speed import run_variant  # noqa: E402
 from lift_core.config import TrainSettings  # noqa: E402
 from lift_core.models import BUNDLED, TINY, cuda_available, load_tokenizer  # noqa: E402
@@ -144,9 +143,7 @@ def main() -> int:
     doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "device": device,
            "command": " ".join(["python", "bench/gpu.py", *sys.argv[1:]]), "data": args.data, "epochs": args.epochs,
            "seed": args.seed, "runs": runs}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu.json").write_text(json.dumps(doc, indent=1))
-    (args.out / "gpu.md").write_text(report(doc))
+    save_results(args.out, "gpu", doc, report(doc))
     print(report(doc))
     return 0
 

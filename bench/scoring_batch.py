@@ -15,7 +15,6 @@ matter. Writes ``docs/benchmarks/scoring-batch.{json,md}`` with the date, machin
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import commit, machine  # noqa: E402
+from bench.cells import commit, machine, save_results  # noqa: E402
 from lift_core import predict  # noqa: E402
 from lift_core.config import LiftConfig  # noqa: E402
 from lift_core.estimator import LiftClassifier  # noqa: E402
@@ -129,10 +128,7 @@ def main() -> int:
            "command": " ".join(["python", "bench/scoring_batch.py", *sys.argv[1:]]), "model": args.model,
            "eval_batch_size": LiftConfig().eval_batch_size, "tokens_per_batch": predict.TOKENS_PER_BATCH,
            "datasets": [measure(d, args.model, args.rows, args.batches) for d in args.datasets]}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "scoring-batch.json").write_text(json.dumps(doc, indent=1))
-    (args.out / "scoring-batch.md").write_text(report(doc))
-    print(f"report: {args.out / 'scoring-batch.md'}")
+    print(f"report: {save_results(args.out, 'scoring-batch', doc, report(doc))}")
     return 0
 
 

@@ -40,7 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import commit, machine  # noqa: E402
+from bench.cells import commit, machine, save_results  # noqa: E402
 from lift_core.config import LiftConfig, TrainSettings  # noqa: E402
 from lift_core.estimator import LiftClassifier  # noqa: E402
 from lift_core.examples import pad_batch  # noqa: E402
@@ -234,10 +234,7 @@ def main() -> int:
            "command": " ".join(["python", "bench/speed.py", *sys.argv[1:]]), "data": args.data,
            "model": args.model, "epochs": args.epochs, "seed": args.seed, "training": training,
            "end_to_end": end_to_end(args.data, args.model, args.e2e_epochs)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "speed.json").write_text(json.dumps(doc, indent=1))
-    (args.out / "speed.md").write_text(report(doc))
-    print(f"report: {args.out / 'speed.md'}")
+    print(f"report: {save_results(args.out, 'speed', doc, report(doc))}")
     return 0
 
 
