@@ -46,7 +46,8 @@ def _ms_a_row(model, prompts, candidates, pad_id: int, bf16: bool, batch: int | 
         predict.TOKENS_PER_BATCH = 10**9  # a fixed batch size, whatever the rows' length
     try:
         longest = max(len(p) for p in prompts)
-        rows = predict.even_step(len(prompts), predict.batch_rows(asked, longest))
+        continuations = 1 if predict.split_point(candidates) is not None else len(candidates)
+        rows = predict.even_step(len(prompts), predict.batch_rows(asked, longest, continuations))
         predict.score_candidates(model, prompts[:rows], candidates, pad_id, "cpu", asked, bf16)
         t0 = time.perf_counter()
         predict.score_candidates(model, prompts, candidates, pad_id, "cpu", asked, bf16)
