@@ -86,8 +86,8 @@ def score_candidates(model, prompt_ids: Sequence[Sequence[int]], candidates: Seq
 
 
 def batch_rows(batch_size: int, longest: int, continuations: int = 1) -> int:
-    """Rows a scoring forward: ``batch_size`` counts sequences (the whole-answer path continues each
-    row K times), and the rows' prompt tokens stay within TOKENS_PER_BATCH."""
+    """Rows a scoring or generation batch: ``batch_size`` counts sequences (the whole-answer path
+    continues each row K times), and the rows' prompt tokens stay within TOKENS_PER_BATCH."""
     return max(1, min(batch_size // continuations, TOKENS_PER_BATCH // max(longest, 1)))
 
 
@@ -192,25 +192,29 @@ def softmax_rows(scores: np.ndarray) -> np.ndarray:
 def generate_answers(model, tokenizer, prompt_ids: Sequence[Sequence[int]], pad_id: int, device: str,
                      max_new_tokens: int, stop_ids: Sequence[int], batch_size: int = 16, bf16: bool = False,
                      progress: Progress = None) -> list[str]:
-    """Greedy continuation of each prompt, decoded and cut at the end marker."""
+    """Greedy continuation of each prompt, decoded and cut at the end marker. Rows go by prompt
+    length, in batches of near one size of at most ``batch_rows`` rows, as in ``score_candidates``:
+    the prompt's first forward is the costly one, and on long rows a big batch reads it slower."""
+    n = len(prompt_ids)
+    step = even_step(n, batch_rows(batch_size, max((len(p) for p in prompt_ids), default=1)))
+    order = np.argsort([len(p) for p in prompt_ids], kind="stable")
     was_training = model.training
     model.eval()
-    answers: list[str] = []
+    answers = [""] * n
     stop = list(stop_ids)
     try:
-        for start in range(0, len(prompt_ids), batch_size):
-            chunk = prompt_ids[start:start + batch_size]
-            batch = pad_batch(chunk, pad_id, left=True)
+        for start in range(0, n, step):
+            rows = order[start:start + step]
+            batch = pad_batch([prompt_ids[i] for i in rows], pad_id, left=True)
             with _autocast(device, bf16):
                 out = model.generate(
                     input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
                     max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad_id,
                     eos_token_id=stop[0] if len(stop) == 1 else None)
-            new = out[:, batch["input_ids"].shape[1]:].tolist()
-            for ids in new:
-                answers.append(tokenizer.decode(_cut(ids, stop), skip_special_tokens=True))
+            for i, ids in zip(rows, out[:, batch["input_ids"].shape[1]:].tolist()):
+                answers[i] = tokenizer.decode(_cut(ids, stop), skip_special_tokens=True)
             if progress:
-                progress(min(start + batch_size, len(prompt_ids)), len(prompt_ids))
+                progress(min(start + step, n), n)
     finally:
         model.train(was_training)
     return answers

@@ -27,8 +27,9 @@ def test_quick_scoring_batch_benchmark_times_each_batch_size_in_both_states(tmp_
     run_quick("scoring_batch.py", tmp_path)
     doc = json.loads((tmp_path / "scoring-batch.json").read_text())
     (iris,) = doc["datasets"]
-    assert [(r["state"], r["batch"]) for r in iris["results"]] == [
-        (state, batch) for state in ("validation", "prediction") for batch in (2, 4, "default")]
-    assert [r["rows_a_forward"] for r in iris["results"][:3]] == [2, 4, 8]  # 8 rows: the default takes all
+    assert [(r["state"], r["batch"], r["way"]) for r in iris["results"]] == [
+        (state, batch, way) for state in ("validation", "prediction") for batch in (2, 4, "default")
+        for way in ("scoring", "generation")]
+    assert [r["rows_a_forward"] for r in iris["results"][:6:2]] == [2, 4, 8]  # 8 rows: the default takes all
     assert all(r["ms_a_row"] > 0 for r in iris["results"])
     assert "| default | 8 |" in (tmp_path / "scoring-batch.md").read_text()

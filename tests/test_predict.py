@@ -8,7 +8,7 @@ import torch
 from lift_core.baselines import evaluate
 from lift_core.models import load_model
 import lift_core.predict
-from lift_core.predict import batch_rows, even_step, score_candidates, shared_start, split_point
+from lift_core.predict import batch_rows, even_step, generate_answers, score_candidates, shared_start, split_point
 
 
 def reference_scores(model, prompts, candidates):
@@ -94,6 +94,23 @@ def test_long_prompts_are_scored_in_smaller_batches_with_the_same_scores(monkeyp
     capped = score_candidates(lm.model, SHARED_START, candidates, pad_id=pad, device="cpu", batch_size=4)
     assert seen[1:] == [2, 2]  # after the shared start, read once for all rows
     np.testing.assert_allclose(capped, uncapped, atol=1e-5)
+
+
+def test_generation_goes_by_length_in_capped_batches_and_answers_each_row_as_alone(monkeypatch):
+    """Rows are reordered and batched by the token cap, yet each answer lands on its own row and
+    equals that row's greedy continuation read on its own (no padding). The end marker is met by
+    no row, so every row runs its four new tokens."""
+    lm = load_model("tiny")
+    tok, pad = lm.tokenizer, lm.tokenizer.pad_token_id
+    alone = [generate_answers(lm.model, tok, [p], pad, "cpu", max_new_tokens=4, stop_ids=[-1, -1]) for p in SHARED_START]
+    seen = []
+    lm.model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(tuple(kwargs["input_ids"].shape)),
+                                       with_kwargs=True)
+    monkeypatch.setattr(lift_core.predict, "TOKENS_PER_BATCH", 16)  # the longest prompt has 8 tokens: 2 rows
+    got = generate_answers(lm.model, tok, SHARED_START, pad, "cpu", max_new_tokens=4, stop_ids=[-1, -1], batch_size=4)
+    assert got == [a[0] for a in alone] and len(set(got)) > 1  # the rows' answers differ: a mix-up would show
+    prompt_reads = [shape for shape in seen if shape[1] > 1]
+    assert prompt_reads == [(2, 4), (2, 8)]  # the two shortest (3 and 4 tokens), then 5 and 8
 
 
 @pytest.mark.parametrize("n, most, sizes", [
