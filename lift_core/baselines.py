@@ -301,6 +301,7 @@ def evaluate(
     task: str,
     classes: Sequence | None = None,
     fit_params: dict | None = None,
+    predict_params: dict | None = None,
 ) -> dict:
     """Fit, predict and score one model (baseline or LIFT) the same way; errors propagate.
 
@@ -314,14 +315,14 @@ def evaluate(
     fit_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    pred = np.asarray(model.predict(X_test))
+    pred = np.asarray(model.predict(X_test, **(predict_params or {})))
     n_invalid = int(getattr(model, "n_invalid_", 0))
     proba = None
     if task == "classification":
         if classes is None:
             classes = np.unique(np.concatenate([np.asarray(y_train), np.asarray(y_test)]))
         if hasattr(model, "predict_proba"):
-            raw = np.asarray(model.predict_proba(X_test), dtype=float)
+            raw = np.asarray(model.predict_proba(X_test, **(predict_params or {})), dtype=float)
             proba = _align_proba(raw, getattr(model, "classes_", classes), classes)
     predict_seconds = time.perf_counter() - start
 

@@ -247,10 +247,12 @@ def _train_here(request, store, run_id: str, out: Path | None, checkpoint_dir: P
 @contextmanager
 def _ctrl_c_stops(store, run_id: str) -> Iterator[None]:
     """The first Ctrl-C stops the run after the training step in progress, which a LIFT run keeps
-    to carry on from (the exit message says what was kept); a second one quits at once."""
+    to carry on from (the exit message says what was kept), or once training is over after the
+    batch of test predictions or the baseline in progress; a second one quits at once."""
     def stop(signum, frame) -> None:
         store.request_cancel(run_id)
-        print("\nstopping after the training step in progress; Ctrl-C again to quit at once", file=sys.stderr)
+        print("\nstopping after the training step, prediction batch or baseline in progress; "
+              "Ctrl-C again to quit at once", file=sys.stderr)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, stop)

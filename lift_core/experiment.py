@@ -269,6 +269,12 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
         f"{len(X_tr)} train / {len(X_val)} validation / {len(X_te)} test rows (seed {request.seed})")
     classes = list(p.classes) if p.classes is not None else None
 
+    def stop_if_asked(*_: object) -> None:
+        """Called between batches of test predictions and between baselines: a stop asked once
+        training is over ends the run there, as one asked during training does."""
+        if store.cancel_requested(run_id):
+            raise TrainingCancelled()
+
     est = make_estimator(p.task, request.lift, p.target, classes)
     fit_params: dict[str, Any] = {"eval_set": (X_val, y_val), "on_event": event,
                                   "should_stop": lambda: store.cancel_requested(run_id)}
@@ -276,7 +282,8 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
     with nullcontext() if checkpoint_dir is None else checkpoints_held(request, checkpoint_dir) as folder:
         if folder is not None:
             fit_params["checkpoint_dir"] = folder
-        lift = evaluate(est, X_tr, y_tr, X_te, y_te, p.task, classes, fit_params=fit_params)
+        lift = evaluate(est, X_tr, y_tr, X_te, y_te, p.task, classes, fit_params=fit_params,
+                        predict_params={"progress": stop_if_asked})
     result = est.train_result_
     if result.resumed_at_steps:
         log(f"carried on from checkpoints at steps {', '.join(map(str, result.resumed_at_steps))}")
@@ -293,7 +300,7 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
     if request.baselines:
         log("baselines: settings chosen on the validation rows, fitted on the same training rows ...")
         for name, res in run_baselines(p.task, p.frame, p.features, p.target, table.split.train,
-                                       table.split.test, request.seed, progress=None,
+                                       table.split.test, request.seed, progress=stop_if_asked,
                                        split_val_idx=table.split.val).items():
             models[name] = res.get("metrics") or {k: v for k, v in res.items() if k in ("error", "skipped")}
 

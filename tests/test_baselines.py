@@ -143,6 +143,26 @@ def test_a_failing_model_becomes_an_error_entry(monkeypatch):
         evaluate(_Boom(), X, y, X, y, "regression")
 
 
+class _Stop(Exception):
+    pass
+
+
+def test_a_progress_callback_that_raises_ends_the_baselines_rather_than_becoming_an_error_entry():
+    """A run stopped between baselines (the callback raises) ends there: the exception is not
+    caught as one baseline's failure and the rest do not run."""
+    seen = []
+
+    def stop_at_the_second(message: str) -> None:
+        seen.append(message)
+        if len(seen) == 2:
+            raise _Stop()
+
+    with pytest.raises(_Stop):
+        run_baselines("classification", _messy_frame(), ["num"], "label", np.arange(45), np.arange(45, 60), 0,
+                      progress=stop_at_the_second)
+    assert len(seen) == 2
+
+
 class _Scrambled:
     """Answers with classes_ in an unusual order, some invalid answers, and a fit option."""
 

@@ -136,7 +136,11 @@ def _lora_of(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.named_parameters() if "lora_" in k}
 
 
-def test_a_cancelled_run_carries_on_to_the_unbroken_runs_metrics(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind, at, kept", [("train", 15, 16), ("eval", 24, 24)],
+                         ids=["during training", "once training is over"])
+def test_a_cancelled_run_carries_on_to_the_unbroken_runs_metrics(tmp_path, monkeypatch, kind, at, kept):
+    """Stopped at step 16 it keeps that step; stopped after the last validation, during the test
+    predictions, it keeps the last step and carrying on only predicts."""
     monkeypatch.setattr("lift_core.training.CHECKPOINT_MINUTES", 60.0)  # no timed saves: epoch ends, and the stop
     store = RunStore(tmp_path / "ws")
     request = RunRequest(data="iris", lift=tiny_config(epochs=2, batch_size=8), baselines=False)  # 12 steps an epoch
@@ -145,18 +149,18 @@ def test_a_cancelled_run_carries_on_to_the_unbroken_runs_metrics(tmp_path, monke
         run_id = store.create_run({"request": request.to_dict()})
 
         def on_event(event):
-            if event["kind"] == "train" and event["step"] == cancel_at:
+            if event["kind"] == kind and event["step"] == cancel_at:
                 store.request_cancel(run_id)
 
         return run_and_record(request, store, run_id, say=lambda s: None, on_event=on_event,
                               checkpoint_dir=checkpoints)
 
     unbroken = run()
-    assert run(tmp_path / "ckpt", cancel_at=15) is None  # cancelled at step 16, which it keeps
-    assert latest_checkpoint(tmp_path / "ckpt").name == "checkpoint-16"
+    assert run(tmp_path / "ckpt", cancel_at=at) is None
+    assert latest_checkpoint(tmp_path / "ckpt").name == f"checkpoint-{kept}"
     again = run(tmp_path / "ckpt")
     lift, want = again["models"]["lift"], unbroken["models"]["lift"]
-    assert lift["resumed_at_steps"] == [16] and want["resumed_at_steps"] == []
+    assert lift["resumed_at_steps"] == [kept] and want["resumed_at_steps"] == []
     assert lift["fit_seconds"] is None  # only the last part's: train_seconds sums the parts
     assert lift["accuracy"] == want["accuracy"] and lift["best_epoch"] == want["best_epoch"]
     np.testing.assert_allclose([h["val_log_loss"] for h in again["history"]],

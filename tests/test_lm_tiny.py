@@ -164,6 +164,28 @@ def test_a_cancel_requested_in_the_store_ends_the_run_as_cancelled(tmp_path):
     assert max(steps) < 30  # 96 rows / batch 4 × 3 epochs = 72 steps if it had not stopped
 
 
+def test_a_cancel_requested_once_training_is_over_stops_the_test_predictions(tmp_path):
+    """A Stop pressed after the last epoch's validation ends the run before its test predictions
+    are done and before any baseline, as cancelled with no results, not as a run that succeeded."""
+    from lift_core.experiment import RunRequest, run_and_record
+    from lift_core.store import RunStore
+
+    store = RunStore(tmp_path / "ws")
+    request = RunRequest(data="iris", lift=tiny_config(epochs=1), baselines=True)
+    run_id = store.create_run({"request": request.to_dict()})
+
+    def cancel_after_the_last_validation(event):
+        if event["kind"] == "eval":
+            store.request_cancel(run_id)
+
+    assert run_and_record(request, store, run_id, say=lambda s: None, on_event=cancel_after_the_last_validation) is None
+    run = store.get(run_id)
+    assert run["status"] == "cancelled" and not run.get("metrics")
+    train = store.events(run_id, kind="train")
+    assert train[-1]["step"] == train[-1]["total_steps"]  # training itself ran to its end
+    assert not any("baselines" in line for line in store.log_tail(run_id, 100))
+
+
 @pytest.mark.parametrize("bundled", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["tiny", "bundled"])
 def test_tail_logits_give_the_same_loss_and_gradients_as_full_logits(bundled):
     """Left padding with position ids and logits only for the answers' tail is the same training
