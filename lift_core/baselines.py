@@ -348,7 +348,7 @@ def run_baselines(
     split_train_idx: Sequence[int] | np.ndarray,
     split_test_idx: Sequence[int] | np.ndarray,
     seed: int,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     split_val_idx: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, dict]:
     """Evaluate every baseline on one split; one that fails becomes ``{"error": ...}``.
@@ -358,6 +358,8 @@ def run_baselines(
     (``baseline_grid``); the choice is in ``metrics["params"]`` ({} = defaults). Each entry is
     ``evaluate``'s result, or ``{"error": message}`` when the model raised, or
     ``{"skipped": reason}`` when the data size rules it out (see ``skipped_baselines``).
+    ``progress(label, done, total)`` is called before each baseline is fitted; it may raise to
+    end the comparison there (a stopped run), which is not caught as that baseline's failure.
     """
     _check_task(task)
     if target not in frame.columns:
@@ -386,9 +388,9 @@ def run_baselines(
         for name, reason in skipped_baselines(task, len(train), len(features)).items()
     }
     models = make_baselines(task, numeric, categorical, seed=seed, n_train=len(train))
-    for name, model in models.items():
+    for done, (name, model) in enumerate(models.items()):
         if progress is not None:
-            progress(f"Fitting {BASELINE_LABELS.get(name, name)}")
+            progress(BASELINE_LABELS.get(name, name), done, len(models))
         try:
             params = choose_settings(
                 model, baseline_grid(task, name, len(train)),

@@ -154,9 +154,21 @@ class _Bar:
             loss = event.get("loss")
             self.bar.set_postfix(epoch=f"{event['epoch']:.1f}", loss=f"{loss:.3f}" if loss is not None else "-")
             self.bar.refresh()
+        elif event["kind"] == "stage" and self.bar is not None:
+            if event["stage"] == "baselines":
+                self.bar.set_postfix_str(f"fitting {event['baseline']} ({event['done'] + 1}/{event['total']})")
+            else:
+                self.bar.set_postfix_str(f"{event['stage']}: {event['done']}/{event['total']} rows")
         elif event["kind"] == "eval" and self.bar is not None:
             shown = {k: round(v, 4) for k, v in event.items() if k.startswith("val_")}
             self.bar.write(f"epoch {event['epoch']}: {shown}{'  (best so far)' if event.get('improved') else ''}")
+
+    def say(self, line: str) -> None:
+        """A log line above the bar, not written into it."""
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -229,8 +241,8 @@ def _train_here(request, store, run_id: str, out: Path | None, checkpoint_dir: P
     bar = _Bar()
     try:
         with _ctrl_c_stops(store, run_id):
-            doc = run_and_record(request, store, run_id, out=out, say=lambda s: print(s, file=sys.stderr),
-                                 on_event=bar, checkpoint_dir=checkpoint_dir)
+            doc = run_and_record(request, store, run_id, out=out, say=bar.say, on_event=bar,
+                                 checkpoint_dir=checkpoint_dir)
     finally:
         bar.close()
     if doc is None:

@@ -111,7 +111,7 @@ class _LiftBase(BaseEstimator):
         if self.lm_.device == "cpu" and self.shared_dropout:
             share_lora_dropout(self.lm_.model)
         self.n_trainable_ = trainable_parameters(self.lm_.model)
-        validate = self._validator(eval_set)
+        validate = self._validator(eval_set, on_event)
         features = training_features(examples)
         probe = self._collator(features)(features[:cfg.train.batch_size])  # a throwaway collator: no counts
         self.bf16_ = use_bf16(self.lm_.model, probe, cfg.train, self.lm_.device, cfg.model)
@@ -124,12 +124,19 @@ class _LiftBase(BaseEstimator):
         self._last = None  # best weights restored: scores from training-time validation are stale
         return self
 
-    def _validator(self, eval_set: tuple[pd.DataFrame, Any] | None) -> Callable[[Any], Any] | None:
-        """Each epoch's validation, with the validation prompts tokenized once; None without rows."""
+    def _validator(self, eval_set: tuple[pd.DataFrame, Any] | None,
+                   on_event: Callable[[dict], None] | None = None) -> Callable[[Any], Any] | None:
+        """Each epoch's validation, with the validation prompts tokenized once, reporting its rows
+        as "stage" events (on long rows it takes minutes); None without rows."""
         if eval_set is None or not len(eval_set[0]):
             return None
         val_prompts, y_val = self._prompt_ids(eval_set[0]), np.asarray(eval_set[1])
-        return lambda model: self._validate(val_prompts, y_val)
+
+        def progress(done: int, total: int) -> None:
+            if on_event is not None:
+                on_event({"kind": "stage", "stage": "validation", "done": done, "total": total})
+
+        return lambda model: self._validate(val_prompts, y_val, progress)
 
     def _collator(self, features: list[dict]) -> TrainCollator:
         """How training rows become batches (bench/speed.py swaps in the plain recipe's to compare)."""
@@ -232,9 +239,9 @@ class LiftClassifier(ClassifierMixin, _LiftBase):
         self.classes_ = np.array(state["classes"], dtype=object)
         self.majority_ = state["majority"]
 
-    def _validate(self, prompt_ids, y_val) -> tuple[tuple[float, float], dict[str, float]]:
+    def _validate(self, prompt_ids, y_val, progress=None) -> tuple[tuple[float, float], dict[str, float]]:
         self._last = None  # the weights changed since the last call: never reuse its scores
-        proba = self._proba_from_ids(prompt_ids)
+        proba = self._proba_from_ids(prompt_ids, progress)
         pred = self.classes_[proba.argmax(axis=1)].astype(object)
         pred[self.invalid_mask_] = None  # an unreadable answer is wrong, whatever the fallback
         m = classification_metrics(y_val, pred, proba, list(self.classes_), self.n_invalid_)
@@ -300,8 +307,8 @@ class LiftRegressor(RegressorMixin, _LiftBase):
     def _load_target_state(self, state: dict[str, Any]) -> None:
         self.y_mean_ = float(state["y_mean"])
 
-    def _validate(self, prompt_ids, y_val) -> tuple[tuple[float], dict[str, float]]:
-        pred = self._predict_ids(prompt_ids)
+    def _validate(self, prompt_ids, y_val, progress=None) -> tuple[tuple[float], dict[str, float]]:
+        pred = self._predict_ids(prompt_ids, progress)
         m = regression_metrics(np.asarray(y_val, dtype=float), pred, self.n_invalid_)
         return (-m["rmse"],), {"val_rmse": m["rmse"], "val_invalid_rate": m["invalid_rate"]}
 
@@ -360,7 +367,7 @@ class PairClassifier(LiftClassifier):
         set_seed(cfg.train.seed)  # the trained parts' random init is part of the run
         scorer = self._build_scorer()
         self.n_trainable_ = trainable_parameters(scorer)
-        validate = self._validator(eval_set)
+        validate = self._validator(eval_set, on_event)
         probe = self._collator(features)(features[:cfg.train.batch_size])  # a throwaway collator: no draws
         self.bf16_ = use_bf16(scorer, probe, cfg.train, self.lm_.device, f"{cfg.model}|{cfg.method}")
         collator = self._collator(features)

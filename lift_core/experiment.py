@@ -15,6 +15,7 @@ import traceback
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -269,9 +270,11 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
         f"{len(X_tr)} train / {len(X_val)} validation / {len(X_te)} test rows (seed {request.seed})")
     classes = list(p.classes) if p.classes is not None else None
 
-    def stop_if_asked(*_: object) -> None:
-        """Called between batches of test predictions and between baselines: a stop asked once
-        training is over ends the run there, as one asked during training does."""
+    def stage(name: str, done: int, total: int, **more: Any) -> None:
+        """Work after training, reported (the page shows how far it is) and stoppable: between
+        batches of test predictions and before each baseline, a stop asked once training is over
+        ends the run there, as one asked during training does."""
+        event({"kind": "stage", "stage": name, "done": done, "total": total, **more})
         if store.cancel_requested(run_id):
             raise TrainingCancelled()
 
@@ -283,7 +286,7 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
         if folder is not None:
             fit_params["checkpoint_dir"] = folder
         lift = evaluate(est, X_tr, y_tr, X_te, y_te, p.task, classes, fit_params=fit_params,
-                        predict_params={"progress": stop_if_asked})
+                        predict_params={"progress": partial(stage, "test")})
     result = est.train_result_
     if result.resumed_at_steps:
         log(f"carried on from checkpoints at steps {', '.join(map(str, result.resumed_at_steps))}")
@@ -299,8 +302,11 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
     models: dict[str, Any] = {"lift": lift_metrics}
     if request.baselines:
         log("baselines: settings chosen on the validation rows, fitted on the same training rows ...")
+        def fitting(label: str, done: int, total: int) -> None:
+            stage("baselines", done, total, baseline=label)
+
         for name, res in run_baselines(p.task, p.frame, p.features, p.target, table.split.train,
-                                       table.split.test, request.seed, progress=stop_if_asked,
+                                       table.split.test, request.seed, progress=fitting,
                                        split_val_idx=table.split.val).items():
             models[name] = res.get("metrics") or {k: v for k, v in res.items() if k in ("error", "skipped")}
 

@@ -78,6 +78,8 @@ def _message(view: dict[str, Any]) -> tuple[str, str]:
             return "info", "Preparing: loading the model and the table …"
         if view["resuming"]:
             return "info", f"Carrying on from step {view['step']}: loading the model and the table …"
+        if view["stage"] is not None:
+            return "info", view["stage"]["text"]
         if view["total_steps"] and view["step"] >= view["total_steps"]:
             return "info", "Training done; testing LIFT on the held-out rows and fitting the baselines …"
         parts = [f"Epoch {view['epoch']:.1f}" + (f" of {view['epochs']}" if view["epochs"] else ""),
@@ -101,6 +103,24 @@ def _message(view: dict[str, Any]) -> tuple[str, str]:
     if status == FAILED:
         return "error", f"Failed: {view['error'] or 'no reason was recorded; see the log'}" + more
     return "info", status
+
+
+def _stage(events: list[dict[str, Any]], status: str) -> dict[str, Any] | None:
+    """The work in progress between training steps (validating, testing, fitting a baseline):
+    the last event when it is a stage, with its fraction done and a line saying where it is."""
+    last = next((e for e in reversed(events) if e["kind"] in ("train", "eval", "stage")), None)
+    if status != RUNNING or last is None or last["kind"] != "stage":
+        return None
+    done, total = int(last["done"]), max(int(last["total"]), 1)
+    if last["stage"] == "validation":
+        epoch = next((e["epoch"] for e in reversed(events) if e["kind"] == "train"), None)
+        after = f" after epoch {round(epoch)}" if epoch is not None else ""
+        text = f"Validating{after}: {done} of {total} validation rows read …"
+    elif last["stage"] == "test":
+        text = f"Training done; testing LIFT on the held-out rows: {done} of {total} read …"
+    else:
+        text = f"Training and testing done; fitting the baselines: {last.get('baseline')} ({done + 1} of {total}) …"
+    return {"name": last["stage"], "fraction": min(1.0, done / total), "text": text}
 
 
 def progress_view(store: RunStore, run_id: str, now: float | None = None, log_lines: int = LOG_LINES) -> dict[str, Any]:
@@ -160,6 +180,7 @@ def progress_view(store: RunStore, run_id: str, now: float | None = None, log_li
         "log_tail": store.log_tail(run_id, log_lines),
         "carry_on_from": carry_on_step(store, run),
         "advice": more_epochs_advice(metrics) if status == SUCCEEDED else None,
+        "stage": _stage(events, status),
     }
     view["level"], view["message"] = _message(view)
     return view

@@ -119,6 +119,8 @@ def live_run(run_id: str, drawn_active: bool) -> None:
     if view["status"] != "queued":
         eta = f" · about {format_duration(view['eta_s'])} left" if view["active"] and view["eta_s"] is not None else ""
         st.progress(view["fraction"], text=f"{view['fraction']:.0%} of the training steps{eta}")
+    if view["stage"] is not None:
+        st.progress(view["stage"]["fraction"], text=view["stage"]["text"])
     if view["active"] and st.button("Stop", key="stop_run", help="Cancel the run: it stops after the training "
                                     "step in progress and ends its process. A LIFT run keeps that step as a "
                                     "checkpoint (stopped while it validates or loads: its last one, from an epoch's "

@@ -34,7 +34,8 @@ def iris_results():
     )
     seen = []
     results = run_baselines(
-        "classification", frame, features, "species", train, test, 0, progress=seen.append
+        "classification", frame, features, "species", train, test, 0,
+        progress=lambda label, done, total: seen.append((label, done, total)),
     )
     return results, seen
 
@@ -42,7 +43,7 @@ def iris_results():
 def test_every_classifier_fits_and_beats_majority(iris_results):
     results, seen = iris_results
     assert set(results) == CLASSIFIERS
-    assert len(seen) == len(CLASSIFIERS)
+    assert [(done, total) for _, done, total in seen] == [(i, len(CLASSIFIERS)) for i in range(len(CLASSIFIERS))]
     assert all("error" not in entry for entry in results.values()), results
     majority = results["majority"]["metrics"]["accuracy"]
     assert majority == pytest.approx(1 / 3)  # 10 of each species in the 30 test rows
@@ -152,8 +153,8 @@ def test_a_progress_callback_that_raises_ends_the_baselines_rather_than_becoming
     caught as one baseline's failure and the rest do not run."""
     seen = []
 
-    def stop_at_the_second(message: str) -> None:
-        seen.append(message)
+    def stop_at_the_second(label: str, done: int, total: int) -> None:
+        seen.append(label)
         if len(seen) == 2:
             raise _Stop()
 

@@ -36,8 +36,9 @@ def _run_cli(tmp_path_factory, name: str, argv: list[str]) -> SimpleNamespace:
         mp.setenv("TOKENIZERS_PARALLELISM", "false")
         code = main([*argv, "--out", str(out)])
         runs = RunStore().list_runs()
+        stages = [e for r in runs for e in RunStore().events(r["id"], kind="stage")]
     metrics = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else None
-    return SimpleNamespace(code=code, out=out, runs=runs, metrics=metrics)
+    return SimpleNamespace(code=code, out=out, runs=runs, metrics=metrics, stages=stages)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,20 @@ def iris_run(tmp_path_factory):
     return _run_cli(tmp_path_factory, "iris-run",
                     ["run", "--data", "iris", "--model", "tiny", "--epochs", "1", "--batch-size", "8",
                      "--checkpoint-dir", str(tmp_path_factory.getbasetemp() / "iris-checkpoints")])
+
+
+def test_the_run_reports_how_far_validation_testing_and_the_baselines_are(iris_run):
+    """The run panel's second bar: each stage's rows (or baselines) done, ending complete."""
+    by = {}
+    for e in iris_run.stages:
+        by.setdefault(e["stage"], []).append(e)
+    assert list(by) == ["validation", "test", "baselines"]  # in the order they run
+    assert [(e["done"], e["total"]) for e in by["validation"]][-1] == (24, 24)  # iris: 24 validation rows
+    assert [(e["done"], e["total"]) for e in by["test"]][-1] == (30, 30)
+    fitted = by["baselines"]
+    ran = [name for name, m in iris_run.metrics["models"].items() if name != "lift" and "skipped" not in m]
+    assert [(e["done"], e["total"]) for e in fitted] == [(i, len(ran)) for i in range(len(ran))]
+    assert len(ran) >= 7 and all(e["baseline"] for e in fitted)
 
 
 @pytest.fixture(scope="module")

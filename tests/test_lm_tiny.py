@@ -184,6 +184,7 @@ def test_a_cancel_requested_once_training_is_over_stops_the_test_predictions(tmp
     train = store.events(run_id, kind="train")
     assert train[-1]["step"] == train[-1]["total_steps"]  # training itself ran to its end
     assert not any("baselines" in line for line in store.log_tail(run_id, 100))
+    assert [e["stage"] for e in store.events(run_id, kind="stage")] == ["validation", "test"]  # one batch of each
 
 
 @pytest.mark.parametrize("bundled", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["tiny", "bundled"])

@@ -84,6 +84,31 @@ def test_validation_per_epoch_and_the_best_epoch(store):
     assert list(loss.data[0].x) == list(range(1, 11))
 
 
+def test_validation_testing_and_the_baselines_say_how_far_they_are(store):
+    """Between training steps a run validates, and after them tests and fits baselines, for
+    minutes on long rows: the panel shows a second bar and a line for that stage."""
+    run_id = new_run(store)
+    store.mark_running(run_id, os.getpid())
+    train_steps(store, run_id, range(1, 6))
+    store.add_event(run_id, "stage", stage="validation", done=8, total=24)
+    view = progress_view(store, run_id)
+    assert view["message"] == "Validating after epoch 1: 8 of 24 validation rows read …"
+    assert view["stage"]["fraction"] == pytest.approx(1 / 3) and view["fraction"] == 0.5
+    store.add_event(run_id, "eval", step=5, epoch=1, best_epoch=1, improved=True, score=[0.8], val_accuracy=0.8)
+    assert progress_view(store, run_id)["stage"] is None  # validated: training goes on
+    train_steps(store, run_id, range(6, 11))
+    store.add_event(run_id, "stage", stage="test", done=30, total=30)
+    assert progress_view(store, run_id)["message"] == "Training done; testing LIFT on the held-out rows: 30 of 30 read …"
+    store.add_event(run_id, "stage", stage="baselines", done=2, total=9, baseline="random forest")
+    view = progress_view(store, run_id)
+    assert view["message"] == "Training and testing done; fitting the baselines: random forest (3 of 9) …"
+    assert view["stage"]["fraction"] == pytest.approx(2 / 9)
+    store.request_cancel(run_id)
+    assert progress_view(store, run_id)["message"] == "Stopping …"
+    store.finish(run_id, "cancelled")
+    assert progress_view(store, run_id)["stage"] is None
+
+
 def test_no_figures_before_there_is_anything_to_draw(store):
     view = progress_view(store, new_run(store))
     assert train_loss_figure(view) is None and validation_figure(view) is None
