@@ -1,9 +1,12 @@
 """Train: settings from the draft, Start runs a real worker, and the URL re-attaches to the run."""
 
+import os
+
 from streamlit.testing.v1 import AppTest
 
 from lift_core import jobs
 from lift_core.config import LiftConfig, TrainSettings
+from lift_core.experiment import RunRequest
 from lift_core.store import ACTIVE, RunStore
 
 
@@ -163,3 +166,21 @@ def test_a_crashed_run_says_it_can_carry_on_and_does(crashed_copy):
         assert done["status"] == "succeeded", (done["error"], store.log_tail(run_id))
     finally:
         stop_all()
+
+
+def test_a_run_validating_shows_a_second_bar_saying_how_far_it_is():
+    """Between training steps (here: epoch 1's validation) the panel shows the stage's own bar."""
+    store = RunStore()
+    run_id = store.create_run({"request": RunRequest(data="iris", lift=LiftConfig(model="tiny")).to_dict()})
+    store.mark_running(run_id, os.getpid())  # a live process: the page does not reap it as crashed
+    store.add_event(run_id, "train", step=5, epoch=1.0, total_steps=10, loss=0.5, learning_rate=1e-3,
+                    tokens_per_s=100.0, elapsed_s=5.0, eta_s=5.0)
+    store.add_event(run_id, "stage", stage="validation", done=8, total=24)
+    try:
+        at = train_page(run_id)
+        assert not at.exception, at.exception
+        bars = {p.proto.text: p.proto.value for p in at.get("progress")}
+        assert bars["Validating after epoch 1: 8 of 24 validation rows read …"] == 33
+        assert any(text.startswith("50% of the training steps") for text in bars)
+    finally:
+        store.finish(run_id, "cancelled")
