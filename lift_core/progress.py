@@ -141,7 +141,9 @@ def progress_view(store: RunStore, run_id: str, now: float | None = None, log_li
     else:
         fraction = min(1.0, step / total) if total else 0.0
     # Right after a carry-on the last step shown is the old process's, until the new one has loaded.
-    resuming = status == RUNNING and bool(last) and last["t"] < (run.get("pid_started") or 0)
+    stage = _stage(events, status)
+    resuming = (status == RUNNING and bool(last) and last["t"] < (run.get("pid_started") or 0)
+                and stage is None)  # carried on from the last step, it tests without a new step
     eta = None
     if status == RUNNING and last.get("eta_s") is not None and not resuming:
         eta = max(0.0, float(last["eta_s"]) - (now - last["t"]))  # counted down between events
@@ -180,7 +182,7 @@ def progress_view(store: RunStore, run_id: str, now: float | None = None, log_li
         "log_tail": store.log_tail(run_id, log_lines),
         "carry_on_from": carry_on_step(store, run),
         "advice": more_epochs_advice(metrics) if status == SUCCEEDED else None,
-        "stage": _stage(events, status),
+        "stage": stage,
     }
     view["level"], view["message"] = _message(view)
     return view

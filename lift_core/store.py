@@ -379,9 +379,9 @@ class RunStore:
                 (QUEUED, time.time(), run_id),
             )
             conn.execute(
-                "DELETE FROM events WHERE run_id = ? AND kind IN ('train', 'eval') AND step > ?",
+                "DELETE FROM events WHERE run_id = ? AND (kind = 'stage' OR (kind IN ('train', 'eval') AND step > ?))",
                 (run_id, int(keep_through_step)),
-            )
+            )  # a stage is the old process's work in progress: the new one reports its own
 
     def request_cancel(self, run_id: str) -> None:
         """Ask the trainer to stop; a queued run with no process yet is cancelled at once."""

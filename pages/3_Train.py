@@ -122,9 +122,10 @@ def live_run(run_id: str, drawn_active: bool) -> None:
     if view["stage"] is not None:
         st.progress(view["stage"]["fraction"], text=view["stage"]["text"])
     if view["active"] and st.button("Stop", key="stop_run", help="Cancel the run: it stops after the training "
-                                    "step in progress and ends its process. A LIFT run keeps that step as a "
-                                    "checkpoint (stopped while it validates or loads: its last one, from an epoch's "
-                                    "end or the last 10 minutes), so it can be carried on from there."):
+                                    "step in progress (once training is over, after the batch of test predictions "
+                                    "or the baseline in progress) and ends its process. A LIFT run keeps that step "
+                                    "as a checkpoint (stopped while it validates or loads: its last one, from an "
+                                    "epoch's end or the last 10 minutes), so it can be carried on from there."):
         try:
             with st.spinner("Stopping after the step in progress …"):
                 jobs.stop(run_id, store)

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -107,6 +108,28 @@ def test_validation_testing_and_the_baselines_say_how_far_they_are(store):
     assert progress_view(store, run_id)["message"] == "Stopping …"
     store.finish(run_id, "cancelled")
     assert progress_view(store, run_id)["stage"] is None
+
+
+def test_a_run_carried_on_from_its_last_step_shows_its_testing_not_loading(store):
+    """Carried on after a stop during its test predictions it trains no step, so its last train
+    event stays the old process's: the stage, not 'Carrying on … loading', is what it is doing."""
+    run_id = new_run(store)
+    store.mark_running(run_id, os.getpid())
+    train_steps(store, run_id, range(1, 11))
+    store.add_event(run_id, "stage", stage="test", done=8, total=30)
+    store.finish(run_id, "cancelled")
+    store.requeue(run_id, keep_through_step=10)
+    time.sleep(1.1)  # psutil dates a process from the boot time, kept in whole seconds: start it clearly later
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # started after the stop
+    try:
+        store.mark_running(run_id, worker.pid)
+        view = progress_view(store, run_id)
+        assert view["resuming"] and view["stage"] is None and view["message"].startswith("Carrying on from step 10")
+        store.add_event(run_id, "stage", stage="test", done=16, total=30)
+        view = progress_view(store, run_id)
+        assert not view["resuming"] and view["message"].endswith("16 of 30 read …")
+    finally:
+        worker.kill()
 
 
 def test_no_figures_before_there_is_anything_to_draw(store):

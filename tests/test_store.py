@@ -291,6 +291,7 @@ def test_requeue_reopens_an_ended_run_and_drops_the_steps_to_train_again(store: 
         store.add_event(run_id, "train", step=step, loss=1.0 / step)
     store.add_event(run_id, "eval", step=2, epoch=1, val_accuracy=0.5)
     store.add_event(run_id, "eval", step=4, epoch=2, val_accuracy=0.6)
+    store.add_event(run_id, "stage", stage="test", done=8, total=30)
     store.log(run_id, "before the crash")
     store.request_cancel(run_id)
     store.finish(run_id, CANCELLED, error="cancelled by request")
@@ -304,6 +305,7 @@ def test_requeue_reopens_an_ended_run_and_drops_the_steps_to_train_again(store: 
     assert (run["pid"], run["pgid"], run["finished"], run["error"], run["cancel_requested"]) == (None, None, None, None, False)
     assert [e["step"] for e in store.events(run_id, kind="train")] == [1, 2]
     assert [e["epoch"] for e in store.events(run_id, kind="eval")] == [1]
+    assert store.events(run_id, kind="stage") == []  # the old process's work in progress is not the new one's
     assert store.log_tail(run_id) == ["before the crash"]
     store.mark_running(run_id, os.getpid())  # a worker can take it again
     assert store.get(run_id)["status"] == RUNNING
