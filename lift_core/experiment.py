@@ -275,7 +275,7 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
         batches of test predictions and before each baseline, a stop asked once training is over
         ends the run there, as one asked during training does."""
         event({"kind": "stage", "stage": name, "done": done, "total": total, **more})
-        if done < total and store.cancel_requested(run_id):  # done: keep the predictions made
+        if store.cancel_requested(run_id):
             raise TrainingCancelled()
 
     est = make_estimator(p.task, request.lift, p.target, classes)
