@@ -154,7 +154,9 @@ class _Bar:
             loss = event.get("loss")
             self.bar.set_postfix(epoch=f"{event['epoch']:.1f}", loss=f"{loss:.3f}" if loss is not None else "-")
             self.bar.refresh()
-        elif event["kind"] == "stage" and self.bar is not None:
+        elif event["kind"] == "stage":
+            if self.bar is None:  # carried on from its last step: no training left, only what follows it
+                self.bar = tqdm(desc="training done", bar_format="{desc} {postfix}", file=sys.stderr)
             if event["stage"] == "baselines":
                 self.bar.set_postfix_str(f"fitting {event['baseline']} ({event['done'] + 1}/{event['total']})")
             else:

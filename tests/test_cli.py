@@ -373,3 +373,15 @@ def test_ctrl_c_stops_a_run_after_its_step_and_keeps_it_to_carry_on(capsys, monk
     kept = latest_checkpoint(RunStore().run_dir(run["id"]) / CHECKPOINTS)
     assert kept is not None and checkpoint_step(kept) == 4  # seen at step 4's end, which was saved
     assert "checkpoint at step 4 is kept" in err
+
+
+def test_the_bar_shows_the_stages_even_without_a_training_step(capsys):
+    """A run carried on from its last step trains no step: its test and baselines still show."""
+    from lift_core import cli
+
+    bar = cli._Bar()
+    bar({"kind": "stage", "stage": "test", "done": 8, "total": 30})
+    bar({"kind": "stage", "stage": "baselines", "done": 0, "total": 8, "baseline": "Majority class"})
+    bar.close()
+    err = capsys.readouterr().err
+    assert "test: 8/30 rows" in err and "fitting Majority class (1/8)" in err
