@@ -48,9 +48,8 @@ def _ms_a_row(model, tok, prompts, candidates, bf16: bool, batch: int | str, way
     if batch != DEFAULT:
         predict.TOKENS_PER_BATCH = 10**9  # a fixed batch size, whatever the rows' length
     try:
-        longest = max(len(p) for p in prompts)
         continuations = 1 if way == "generation" or predict.split_point(candidates) is not None else len(candidates)
-        rows = predict.even_step(len(prompts), predict.batch_rows(asked, longest, continuations))
+        rows = len(predict.length_batches(prompts, asked, continuations)[0])
 
         def run(some: list) -> None:
             if way == "scoring":

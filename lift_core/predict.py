@@ -61,25 +61,23 @@ def score_candidates(model, prompt_ids: Sequence[Sequence[int]], candidates: Seq
     cand = [list(c) for c in candidates]
     split = split_point(cand) if shortcut else None
     n = len(prompt_ids)
-    longest = max((len(p) for p in prompt_ids), default=1)
-    step = even_step(n, batch_rows(batch_size, longest, 1 if split is not None else len(cand)))
     out = np.zeros((n, len(cand)), dtype=np.float64)
-    order = np.argsort([len(p) for p in prompt_ids], kind="stable")
     was_training = model.training
     model.eval()
     try:
         with _autocast(device, bf16):
             prefix = _Prefix.read(model, prompt_ids, device)
-        for start in range(0, n, step):
-            rows = order[start:start + step]
+        done = 0
+        for rows in length_batches(prompt_ids, batch_size, 1 if split is not None else len(cand)):
             chunk = [list(prompt_ids[i]) for i in rows]
             with _autocast(device, bf16):
                 if split is not None:
                     out[rows] = _score_at_split(model, chunk, cand, split, pad_id, device, prefix)
                 else:
                     out[rows] = _score_whole(model, chunk, cand, pad_id, device, prefix)
+            done += len(rows)
             if progress:
-                progress(min(start + step, n), n)
+                progress(done, n)
     finally:
         model.train(was_training)
     return out
@@ -89,6 +87,16 @@ def batch_rows(batch_size: int, longest: int, continuations: int = 1) -> int:
     """Rows a scoring or generation batch: ``batch_size`` counts sequences (the whole-answer path
     continues each row K times), and the rows' prompt tokens stay within TOKENS_PER_BATCH."""
     return max(1, min(batch_size // continuations, TOKENS_PER_BATCH // max(longest, 1)))
+
+
+def length_batches(prompt_ids: Sequence[Sequence[int]], batch_size: int, continuations: int = 1) -> list[np.ndarray]:
+    """Row indices by prompt length, cut into batches of near one size (``even_step``) of at most
+    ``batch_rows`` rows: scoring and generation both read whole prompts, so both pad little and
+    keep long rows' batches small this way."""
+    n = len(prompt_ids)
+    step = even_step(n, batch_rows(batch_size, max((len(p) for p in prompt_ids), default=1), continuations))
+    order = np.argsort([len(p) for p in prompt_ids], kind="stable")
+    return [order[start:start + step] for start in range(0, n, step)]
 
 
 def even_step(n: int, most: int) -> int:
@@ -196,15 +204,13 @@ def generate_answers(model, tokenizer, prompt_ids: Sequence[Sequence[int]], pad_
     length, in batches of near one size of at most ``batch_rows`` rows, as in ``score_candidates``:
     the prompt's first forward is the costly one, and on long rows a big batch reads it slower."""
     n = len(prompt_ids)
-    step = even_step(n, batch_rows(batch_size, max((len(p) for p in prompt_ids), default=1)))
-    order = np.argsort([len(p) for p in prompt_ids], kind="stable")
     was_training = model.training
     model.eval()
     answers = [""] * n
     stop = list(stop_ids)
     try:
-        for start in range(0, n, step):
-            rows = order[start:start + step]
+        done = 0
+        for rows in length_batches(prompt_ids, batch_size):
             batch = pad_batch([prompt_ids[i] for i in rows], pad_id, left=True)
             with _autocast(device, bf16):
                 out = model.generate(
@@ -213,8 +219,9 @@ def generate_answers(model, tokenizer, prompt_ids: Sequence[Sequence[int]], pad_
                     eos_token_id=stop[0] if len(stop) == 1 else None)
             for i, ids in zip(rows, out[:, batch["input_ids"].shape[1]:].tolist()):
                 answers[i] = tokenizer.decode(_cut(ids, stop), skip_special_tokens=True)
+            done += len(rows)
             if progress:
-                progress(min(start + step, n), n)
+                progress(done, n)
     finally:
         model.train(was_training)
     return answers
