@@ -23,7 +23,7 @@ from lift_core.examples import (Example, TrainCollator, check_fits, encode_answe
                                 training_features)
 from lift_core.lora_dropout import share_lora_dropout
 from lift_core.metrics import classification_metrics, regression_metrics
-from lift_core.models import load_model
+from lift_core.models import load_model, quantization_to_predict
 from lift_core.predict import generate_answers, score_candidates, softmax_rows
 from lift_core.serialize import Serializer, parse_number
 from lift_core.precision import for_cpu_prediction, use_bf16
@@ -159,7 +159,8 @@ class _LiftBase(BaseEstimator):
         cfg = self._cfg()
         return {
             "task": self.task, "target": self.target, "features": self.features_,
-            "config": cfg.to_dict(), "base_model": cfg.model, "bf16": self._bf16(), **self._target_state(),
+            "config": cfg.to_dict(), "base_model": cfg.model, "bf16": self._bf16(), "quantization": self.lm_.quantization,
+            **self._target_state(),
         }
 
     def save(self, folder: str | Path) -> Path:
@@ -193,7 +194,8 @@ class _LiftBase(BaseEstimator):
         est._load_target_state(state)
         est.bf16_ = bool(state.get("bf16", False))  # predict in the precision it was validated in
         cfg = est._cfg()
-        est.lm_ = load_model(cfg.model, cfg.quantization, cfg.trust_remote_code)
+        est.lm_ = load_model(cfg.model, quantization_to_predict(state.get("quantization"), cfg.quantization),
+                             cfg.trust_remote_code)
         est._bind(list(state["features"]), getattr(est, "classes_", None))
         try:
             est._load_weights(folder)

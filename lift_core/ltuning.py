@@ -199,7 +199,8 @@ class PairScorer(nn.Module):
         emb = self.base.get_input_embeddings().weight.float()
         real = self.label_states[self.label_mask.bool()]
         scale = emb.pow(2).mean().sqrt() / real.pow(2).mean().sqrt().clamp(min=1e-6)
-        self.to_embeds.weight.copy_(torch.eye(self.geo.hidden) * scale)
+        # .item(): the scale is read on the model's device, the new layer is still on the CPU.
+        self.to_embeds.weight.copy_(torch.eye(self.geo.hidden) * scale.item())
         self.to_embeds.bias.zero_()
 
     def train(self, mode: bool = True):

@@ -68,6 +68,15 @@ def resolve_quantization(mode: str, cuda: bool | None = None) -> str:
     return mode
 
 
+def quantization_to_predict(trained: str | None, asked: str, cuda: bool | None = None) -> str:
+    """The quantization an adapter is loaded on: the one it was trained on where this machine can
+    (an adapter trained on full-precision weights is not applied to 4-bit ones), full precision
+    without CUDA (an adapter trained in 4-bit on a GPU still loads on a CPU). ``trained`` is None
+    for adapters saved before it was recorded: then ``asked``."""
+    cuda = cuda_available() if cuda is None else cuda
+    return (trained or asked) if cuda else "none"
+
+
 def quantization_config(mode: str, cuda: bool | None = None):
     """The bitsandbytes config for a resolved mode (None for full precision).
 

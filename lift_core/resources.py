@@ -147,13 +147,16 @@ def memory_estimate(model_ref: str, quantization: str, lora: LoraSettings, batch
     device = "cuda" if cuda_available() else "cpu"
     half = device == "cuda" and torch.cuda.is_bf16_supported()
     other = shape.parameters - shape.linear_parameters
+    paired = method in PAIR_METHODS
+    # LIFT's QLoRA preparation casts every weight bitsandbytes leaves unquantized to fp32; the pair
+    # methods keep the frozen model as loaded, in bf16.
+    unquantized = 2 if paired else 4
     if resolved == "4bit":
-        weights = shape.linear_parameters * 0.5 + other * 2
+        weights = shape.linear_parameters * 0.5 + other * unquantized
     elif resolved == "8bit":
-        weights = shape.linear_parameters * 1 + other * 2
+        weights = shape.linear_parameters * 1 + other * unquantized
     else:
         weights = shape.parameters * (2 if half else 4)
-    paired = method in PAIR_METHODS
     if not paired:
         trainable = lora_parameters(shape, lora)
     elif shape.geometry is None:

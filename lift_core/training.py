@@ -44,7 +44,10 @@ def attach_lora(model, lora: LoraSettings, quantized: bool):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if quantized:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+        # Non-reentrant checkpointing: torch warns that the reentrant default is going away, and it
+        # needs no input-gradient hook.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=lora.target_modules, task_type="CAUSAL_LM")
     return get_peft_model(model, config)

@@ -93,6 +93,29 @@ def test_save_and_load_predict_exactly_as_before(fitted, iris, tmp_path):
     np.testing.assert_allclose(before, after, rtol=0, atol=1e-6)
 
 
+def test_an_adapter_trained_in_full_precision_is_not_loaded_on_4bit_weights(fitted, tmp_path, monkeypatch):
+    import json
+
+    from lift_core import estimator, models
+
+    folder = fitted[0].save(tmp_path / "adapter")
+    assert json.loads((folder / estimator.STATE_FILE).read_text())["quantization"] == "none"
+    asked = []
+
+    class Loaded(Exception):
+        pass
+
+    def record(ref, quantization, trust_remote_code):
+        asked.append(quantization)
+        raise Loaded  # this CPU cannot go on as the GPU machine it pretends to be
+
+    monkeypatch.setattr(models, "cuda_available", lambda: True)  # where "auto" means 4-bit
+    monkeypatch.setattr(estimator, "load_model", record)
+    with pytest.raises(Loaded):
+        load_estimator(folder)
+    assert asked == ["none"]
+
+
 def test_generate_mode_counts_invalid_answers(fitted, iris):
     est, _ = fitted
     est.config.predict_mode = "generate"
@@ -231,3 +254,33 @@ def test_the_automatic_rate_is_the_one_the_optimizer_uses():
     assert rate == pytest.approx(2e-3 * (32 / 75) ** 0.5)
     used = [e["learning_rate"] for e in events if e["kind"] == "train"]
     assert len(used) == 75 and max(used) <= rate and max(used) > 0.95 * rate  # linear decay from the rate
+
+
+def test_qlora_preparation_checkpoints_without_reentrancy_and_keeps_the_gradients():
+    """What a CUDA run's 4-bit preparation turns on (on CPU nothing is quantized): gradient
+    checkpointing in the non-reentrant form torch keeps, giving the LoRA the same gradients."""
+    import torch
+
+    from lift_core.models import tiny_model
+    from lift_core.training import attach_lora
+
+    ids = torch.tensor([[10, 11, 12, 13, 14, 15]])
+    grads = []
+    for quantized in (False, True):
+        torch.manual_seed(0)
+        base = tiny_model()
+        base.is_loaded_in_4bit = quantized  # as transformers marks a bitsandbytes-loaded model
+        model = attach_lora(base, LoraSettings(r=4, alpha=8, dropout=0.0), quantized=quantized)
+        model.train()
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0  # the two passes must see the same network
+        model(input_ids=ids, labels=ids).loss.backward()
+        grads.append([p.grad for p in model.parameters() if p.requires_grad])
+        if quantized:
+            funcs = [m._gradient_checkpointing_func for m in model.modules()
+                     if getattr(m, "gradient_checkpointing", False)]
+            assert funcs and all(f.keywords == {"use_reentrant": False} for f in funcs)
+    assert len(grads[0]) == len(grads[1]) > 0
+    for plain, checkpointed in zip(*grads):
+        torch.testing.assert_close(plain, checkpointed)

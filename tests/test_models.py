@@ -5,7 +5,8 @@ import torch
 
 from lift_core.config import LoraSettings
 from lift_core.errors import LiftError
-from lift_core.models import load_model, load_tokenizer, quantization_config, resolve_quantization
+from lift_core.models import (load_model, load_tokenizer, quantization_config, quantization_to_predict,
+                              resolve_quantization)
 from lift_core.training import attach_lora, trainable_parameters
 
 
@@ -26,6 +27,13 @@ def test_kbit_on_cpu_is_refused_with_a_way_out():
         resolve_quantization("4bit", cuda=False)
     with pytest.raises(LiftError, match="unknown quantization"):
         resolve_quantization("2bit", cuda=False)
+
+
+def test_an_adapter_predicts_on_the_weights_it_was_trained_on_where_it_can():
+    assert quantization_to_predict("none", "auto", cuda=True) == "none"  # not 4-bit weights it never saw
+    assert quantization_to_predict("4bit", "auto", cuda=True) == "4bit"
+    assert quantization_to_predict("4bit", "4bit", cuda=False) == "none"  # a GPU's adapter still loads on a CPU
+    assert quantization_to_predict(None, "auto", cuda=True) == "auto"  # saved before it was recorded
 
 
 def test_this_machine_loads_in_full_precision_on_cpu():

@@ -86,7 +86,9 @@ def test_a_pair_method_is_estimated_without_lora_logits_or_checkpointing(gpu):
     lift = memory_estimate("tiny", "4bit", LoraSettings(), batch_size=4, seq_len=64)
     shape = model_shape("tiny")
     assert 0 < pair["trainable_parameters"] != lift["trainable_parameters"]  # its own parts, not LoRA
-    assert pair["weights_bytes"] == lift["weights_bytes"]  # the same 4-bit base
+    # The same 4-bit linear layers; LIFT's QLoRA preparation keeps the rest in fp32, the pair methods in bf16.
+    other = shape.parameters - shape.linear_parameters
+    assert lift["weights_bytes"] - pair["weights_bytes"] == 2 * other
     # No vocabulary logits, and no gradient checkpointing (only LIFT's QLoRA preparation turns it on):
     # 4 × 64 tokens × hidden × 20 values a layer (+ none) in bf16.
     assert pair["activation_bytes"] == 4 * 64 * shape.hidden * shape.layers * 20 * 2
@@ -147,10 +149,18 @@ def test_gpu_estimate_uses_4bit_weights(gpu):
     est = memory_estimate("bundled", "auto", LoraSettings(), batch_size=4, seq_len=64)
     assert (est["device"], est["quantization"]) == ("cuda", "4bit")
     other = shape.parameters - shape.linear_parameters
-    assert est["weights_bytes"] == int(shape.linear_parameters * 0.5 + other * 2)
+    assert est["weights_bytes"] == int(shape.linear_parameters * 0.5 + other * 4)
     full = memory_estimate("bundled", "none", LoraSettings(), batch_size=4, seq_len=64)
     assert full["weights_bytes"] == 2 * shape.parameters  # bf16 on the GPU
     assert est["available_bytes"] == 16 * 2**30 and est["fits"] and est["warning"] is None
+
+
+def test_qlora_preparation_keeps_unquantized_weights_in_fp32_as_the_estimate_counts_them():
+    """The premise of the 4-bit estimate's ``other * 4``, on a bf16 model (on CPU nothing is
+    quantized, so every frozen weight is one bitsandbytes would leave alone)."""
+    model = attach_lora(load_model("tiny").model.to(torch.bfloat16), LoraSettings(r=4), quantized=True)
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    assert frozen and all(p.dtype == torch.float32 for p in frozen)
 
 
 def test_a_run_that_cannot_fit_says_so_and_how_to_fix_it(monkeypatch):
