@@ -1,5 +1,5 @@
 """Speed on a GPU: 4-bit QLoRA against bf16 LoRA and our recipe against the plain Trainer + peft
-one, on the bundled model's architecture (SmolLM2-135M) and a 0.5B one (Qwen2.5-0.5B), in one call.
+one, on the bundled model's architecture (SmolLM2-135M) and a 0.5B one (Qwen2.5-0.5B).
 
 The models have random weights and the real architecture: exactly as fast as trained ones, and
 nothing to download (the GPU machine reaches no hub). Each architecture becomes a model folder
@@ -11,13 +11,20 @@ comparing, and per-row generate may run on to its token limit where a trained mo
 the end marker (the report gives how many test answers it could not read).
 
 Here, first: save the bundled model's tokenizer, which travels (the bundled model itself cannot be
-converted there: no gguf)::
+converted there: no gguf), and fetch the wheels that machine lacks (bitsandbytes) or has at other
+versions (transformers 5.17 and its own peft; this code is checked against the pinned ones) into
+the git-ignored ``.whl/``: 55 MB of the 64 MiB a call may carry::
 
     .venv/bin/python bench/gpu.py --save-tokenizer .gpu/tokenizer
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_24_x86_64 --platform any -d .whl \
+        bitsandbytes==0.50.2 transformers==5.23.0 peft==0.21.2
 
-On the GPU machine (bitsandbytes travels as a wheel: ../shared/reference/GPU.md)::
+On the GPU machine, carrying ``.whl``, one architecture a call (each takes minutes, and a call
+ends at 10; the results are saved after every variant, so one cut off keeps what it measured)::
 
-    python bench/gpu.py --tokenizer .gpu/tokenizer --out $OUT
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    python3 bench/gpu.py --tokenizer .gpu/tokenizer --archs smollm2-135m --out $OUT
 
     .venv/bin/python bench/gpu.py --quick   # CPU, a tiny Llama, full precision: checks the script
 """
@@ -81,6 +88,8 @@ def report(doc: dict) -> str:
              "otherwise; random weights with each architecture's real shapes (as fast as trained weights), so "
              "accuracy is not reported.", "",
              "## Training", "",
+             "4-bit runs train with gradient checkpointing on (QLoRA's preparation turns it on), bf16 runs "
+             "without it: the gap between them is not quantization alone.", "",
              "| architecture | precision | recipe | tokens/s | s per epoch | peak memory |", "|---|---|---|---|---|---|"]
     for r in doc["runs"]:
         t = r["result"]
@@ -97,6 +106,9 @@ def report(doc: dict) -> str:
         lines.append(f"| {r['arch']} | {r['quantization']} | {s['rows_per_s']:.1f} ({s['first_pass_rows_per_s']:.1f}) | "
                      f"{g['rows_per_s']:.2f} ({g['first_pass_rows_per_s']:.2f}) | {s['rows_per_s'] / g['rows_per_s']:.1f}× | "
                      f"{g['invalid']} of {pred['test_rows']} |")
+    if doc["failed"]:
+        lines += ["", "## Failed", ""] + [f"- {f['arch']} {f['quantization']} {f['recipe']}: {f['error']}"
+                                         for f in doc["failed"]]
     return "\n".join(lines + [""])
 
 
@@ -126,7 +138,10 @@ def main() -> int:
               "or pass --precisions none (or --quick)", file=sys.stderr)
         return 2
     tokenizer = load_tokenizer(args.tokenizer)
-    runs = []
+    device = torch.cuda.get_device_name(0) if cuda_available() else "cpu"
+    doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "device": device,
+           "command": " ".join(["python", "bench/gpu.py", *sys.argv[1:]]), "data": args.data, "epochs": args.epochs,
+           "seed": args.seed, "runs": [], "failed": []}
     with tempfile.TemporaryDirectory(prefix="lift-gpu-models-") as tmp:
         for arch in args.archs:
             folder = model_folder(arch, tokenizer, Path(tmp) / arch, args.seed)
@@ -136,16 +151,16 @@ def main() -> int:
                         result = run_variant(name, args.data, str(folder), args.epochs, args.seed, quantization)
                     except RuntimeError as exc:
                         print(f"{arch} {quantization} {name} failed:\n{exc}", file=sys.stderr)
-                        return 1
-                    runs.append({"arch": arch, "quantization": quantization, "result": result})
-                    print(f"{arch} {quantization} {name}: {result['tokens_per_s']:.0f} tokens/s", flush=True)
-    device = torch.cuda.get_device_name(0) if cuda_available() else "cpu"
-    doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "device": device,
-           "command": " ".join(["python", "bench/gpu.py", *sys.argv[1:]]), "data": args.data, "epochs": args.epochs,
-           "seed": args.seed, "runs": runs}
-    save_results(args.out, "gpu", doc, report(doc))
+                        lines = str(exc).strip().splitlines() or ["no message"]
+                        doc["failed"].append({"arch": arch, "quantization": quantization, "recipe": name,
+                                              "error": lines[-1][:300]})
+                    else:
+                        doc["runs"].append({"arch": arch, "quantization": quantization, "result": result})
+                        print(f"{arch} {quantization} {name}: {result['tokens_per_s']:.0f} tokens/s", flush=True)
+                    # Saved after every variant: a call cut off by the GPU machine's time limit keeps what it measured.
+                    save_results(args.out, "gpu", doc, report(doc))
     print(report(doc))
-    return 0
+    return 1 if doc["failed"] else 0
 
 
 if __name__ == "__main__":

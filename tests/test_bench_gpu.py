@@ -21,7 +21,19 @@ def test_quick_gpu_benchmark_trains_both_recipes_on_a_random_weight_folder(tmp_p
     plain, ours = (r["result"] for r in doc["runs"])
     assert plain["train_tokens"] == ours["train_tokens"] > 0
     assert ours["predict"]["scoring"]["rows_per_s"] > 0 and ours["predict"]["per_row_generate"]["rows_per_s"] > 0
+    assert doc["failed"] == []
     assert doc["device"] == "cpu" and "| tiny-llama | none | ours |" in (tmp_path / "gpu.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_failed_variant_is_recorded_and_the_others_still_run(tmp_path):
+    proc = subprocess.run([sys.executable, "bench/gpu.py", "--quick", "--data", "no_such_table.csv", "--out",
+                           str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1
+    doc = json.loads((tmp_path / "gpu.json").read_text())
+    assert doc["runs"] == [] and [f["recipe"] for f in doc["failed"]] == ["plain", "ours"]
+    assert all("no_such_table.csv" in f["error"] for f in doc["failed"]), doc["failed"]
+    assert "## Failed" in (tmp_path / "gpu.md").read_text()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no CUDA")
