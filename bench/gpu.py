@@ -119,6 +119,8 @@ def main() -> int:
                     help="4bit: QLoRA (nf4); none: LoRA on the model in bf16")
     ap.add_argument("--tokenizer", default=BUNDLED, help="'bundled', 'tiny' or a folder saved by --save-tokenizer")
     ap.add_argument("--save-tokenizer", type=Path, help="save the tokenizer to this folder and stop")
+    ap.add_argument("--save-model", type=Path, help="write the first of --archs as a model folder here and stop "
+                    "(for an end-to-end `python -m lift_core run --model FOLDER` on the GPU)")
     ap.add_argument("--data", default="iris")
     ap.add_argument("--epochs", type=int, default=TrainSettings().epochs)
     ap.add_argument("--seed", type=int, default=0)
@@ -132,6 +134,10 @@ def main() -> int:
     if args.save_tokenizer:
         load_tokenizer(args.tokenizer).save_pretrained(args.save_tokenizer)
         print(f"tokenizer saved in {args.save_tokenizer}")
+        return 0
+    if args.save_model:
+        folder = model_folder(args.archs[0], load_tokenizer(args.tokenizer), args.save_model, args.seed)
+        print(f"model folder written in {folder}")
         return 0
     if "4bit" in args.precisions and not cuda_available():  # refused before any model or tokenizer loads
         print("4-bit QLoRA needs a CUDA GPU and there is none here; run on a GPU machine, "
