@@ -20,11 +20,14 @@ the git-ignored ``.whl/``: 55 MB of the 64 MiB a call may carry::
         --platform manylinux_2_24_x86_64 --platform any -d .whl \
         bitsandbytes==0.50.2 transformers==5.23.0 peft==0.21.2
 
-On the GPU machine, carrying ``.whl``, one architecture a call (each takes minutes, and a call
-ends at 10; the results are saved after every variant, so one cut off keeps what it measured)::
+On the GPU machine, carrying ``.whl`` and ``.gpu``, ``bench/gpu_call.sh`` installs the wheels and
+runs this script (what it measured on 2026-12-04: docs/benchmarks/gpu-15473d6/). A call ends at
+10 minutes and all variants take longer, so results are saved after every variant and
+``--resume`` carries an earlier call's gpu.json on, measuring only what it lacks::
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-    python3 bench/gpu.py --tokenizer .gpu/tokenizer --archs smollm2-135m --out $OUT
+    python3 bench/gpu.py --tokenizer .gpu/tokenizer --generate-rows 30 --out $OUT \
+        [--resume docs/benchmarks/gpu/gpu.json]
 
     .venv/bin/python bench/gpu.py --quick   # CPU, a tiny Llama, full precision: checks the script
 """
@@ -32,6 +35,8 @@ ends at 10; the results are saved after every variant, so one cut off keeps what
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -42,7 +47,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import machine, save_results  # noqa: E402
+from bench.cells import commit, machine, save_results  # noqa: E402
 from bench.speed import run_variant  # noqa: E402
 from lift_core.config import TrainSettings  # noqa: E402
 from lift_core.models import BUNDLED, TINY, cuda_available, load_tokenizer  # noqa: E402
@@ -79,24 +84,50 @@ def model_folder(arch: str, tokenizer, folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def _measured(doc: dict, run: dict) -> tuple[str, str, str, str, str]:
+    """Where a run was measured: its own record, else (runs from before resuming existed) the document's."""
+    m = run.get("measured", doc)
+    return m["date"], m["machine"], m["device"], m.get("commit", "(not recorded)"), m["command"]
+
+
+def resumed(path: Path, settings: dict) -> dict:
+    """The runs of an earlier gpu.json to carry on from; refused (ValueError) if its settings differ,
+    since tokens/s over other rows or epochs would not compare."""
+    doc = json.loads(path.read_text())
+    theirs = {k: doc.get(k) for k in settings}
+    if theirs != settings:
+        raise ValueError(f"{path} was measured with {theirs}, this call has {settings}: "
+                         "resume with the same settings, or measure afresh without --resume")
+    for r in doc["runs"]:  # each run keeps where it was measured; the document's fields become this call's
+        r.setdefault("measured", {k: doc.get(k, "(not recorded)") for k in ("date", "machine", "device", "commit",
+                                                                            "command")})
+    return doc
+
+
 def report(doc: dict) -> str:
     gib = 1024 ** 3
+    calls = list(dict.fromkeys(_measured(doc, r) for r in doc["runs"])) or [_measured(doc, {})]
     lines = ["# Speed on a GPU: QLoRA against bf16 LoRA, ours against the plain recipe", "",
-             f"- **Measured:** {doc['date']} on {doc['machine']}, device `{doc['device']}`",
-             f"- **Command:** `{doc['command']}`",
+             *[f"- **Measured:** {date} on {where}, device `{device}`, code at commit {at}; **command:** `{command}`"
+               for date, where, device, at, command in calls],
              f"- **Rows:** {doc['data']} (LIFT's split, seed {doc['seed']}), {doc['epochs']} epochs, default settings "
              "otherwise; random weights with each architecture's real shapes (as fast as trained weights), so "
              "accuracy is not reported.", "",
              "## Training", "",
-             "4-bit runs train with gradient checkpointing on (QLoRA's preparation turns it on), bf16 runs "
-             "without it: the gap between them is not quantization alone.", "",
-             "| architecture | precision | recipe | tokens/s | s per epoch | peak memory |", "|---|---|---|---|---|---|"]
+             "The plain recipe's 4-bit runs recompute activations in the backward pass (gradient checkpointing, "
+             "QLoRA's preparation's default); ours do only where memory needs it (`needs_checkpointing` in "
+             "lift_core/training.py); bf16 runs never do. Runs measured before that choice (no record) checkpointed "
+             "in 4-bit.", "",
+             "| architecture | precision | recipe | checkpointing | tokens/s | s per epoch | peak memory |",
+             "|---|---|---|---|---|---|---|"]
     for r in doc["runs"]:
         t = r["result"]
-        lines.append(f"| {r['arch']} | {r['quantization']} | {t['variant']} | {t['tokens_per_s']:.0f} | "
-                     f"{t['seconds_per_epoch']:.1f} | {t['peak_memory_bytes'] / gib:.2f} GiB |")
-    lines += ["", "## Prediction (the model `ours` trained; rows/s over every row of the table)", "",
-              "| architecture | precision | our scoring, rows/s (first pass) | per-row generate, rows/s (first pass) | "
+        ckpt = t.get("gradient_checkpointing", t["quantization"] != "none")
+        lines.append(f"| {r['arch']} | {r['quantization']} | {t['variant']} | {'yes' if ckpt else 'no'} | "
+                     f"{t['tokens_per_s']:.0f} | {t['seconds_per_epoch']:.1f} | {t['peak_memory_bytes'] / gib:.2f} GiB |")
+    lines += ["", "## Prediction (the model `ours` trained; scoring reads every row of the table, generate every row or "
+              "the table's last rows, test rows among them)", "",
+              "| architecture | precision | our scoring, rows/s (first pass) | per-row generate, rows/s (first pass), rows | "
               "ratio | generate: unreadable test answers |", "|---|---|---|---|---|---|"]
     for r in doc["runs"]:
         pred = r["result"].get("predict")
@@ -104,8 +135,8 @@ def report(doc: dict) -> str:
             continue
         s, g = pred["scoring"], pred["per_row_generate"]
         lines.append(f"| {r['arch']} | {r['quantization']} | {s['rows_per_s']:.1f} ({s['first_pass_rows_per_s']:.1f}) | "
-                     f"{g['rows_per_s']:.2f} ({g['first_pass_rows_per_s']:.2f}) | {s['rows_per_s'] / g['rows_per_s']:.1f}× | "
-                     f"{g['invalid']} of {pred['test_rows']} |")
+                     f"{g['rows_per_s']:.2f} ({g['first_pass_rows_per_s']:.2f}), {g.get('rows', pred['rows'])} rows | "
+                     f"{s['rows_per_s'] / g['rows_per_s']:.1f}× | {g['invalid']} of {min(g.get('rows', pred['rows']), pred['test_rows'])} |")
     if doc["failed"]:
         lines += ["", "## Failed", ""] + [f"- {f['arch']} {f['quantization']} {f['recipe']}: {f['error']}"
                                          for f in doc["failed"]]
@@ -125,6 +156,10 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=TrainSettings().epochs)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
+    ap.add_argument("--generate-rows", type=int,
+                    help="per-row generate over only the table's last N rows (default: every row)")
+    ap.add_argument("--resume", type=Path, help="an earlier gpu.json with the same settings: keep its runs, "
+                    "measure only the (architecture, precision, recipe) it lacks")
     ap.add_argument("--quick", action="store_true", help="CPU, tiny Llama, full precision, 1 epoch, into a temp folder")
     args = ap.parse_args()
     if args.quick:
@@ -145,26 +180,40 @@ def main() -> int:
         return 2
     tokenizer = load_tokenizer(args.tokenizer)
     device = torch.cuda.get_device_name(0) if cuda_available() else "cpu"
-    doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "device": device,
-           "command": " ".join(["python", "bench/gpu.py", *sys.argv[1:]]), "data": args.data, "epochs": args.epochs,
-           "seed": args.seed, "runs": [], "failed": []}
+    settings = {"data": args.data, "epochs": args.epochs, "seed": args.seed}
+    here = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "device": device,
+            # The GPU machine gets the working tree without .git: the caller passes the commit in LIFT_COMMIT.
+            "commit": os.environ.get("LIFT_COMMIT") or commit(),
+            "command": " ".join(["python", "bench/gpu.py", *sys.argv[1:]])}
+    try:
+        doc = resumed(args.resume, settings) if args.resume else {"runs": []}
+    except (OSError, ValueError) as exc:
+        print(f"error: --resume: {exc}", file=sys.stderr)
+        return 2
+    doc.update(here, **settings, failed=[])
+    done = {(r["arch"], r["quantization"], r["result"]["variant"]) for r in doc["runs"]}
     with tempfile.TemporaryDirectory(prefix="lift-gpu-models-") as tmp:
         for arch in args.archs:
+            todo = [(q, name) for q in args.precisions for name in ("plain", "ours") if (arch, q, name) not in done]
+            if not todo:
+                continue
             folder = model_folder(arch, tokenizer, Path(tmp) / arch, args.seed)
-            for quantization in args.precisions:
-                for name in ("plain", "ours"):
-                    try:
-                        result = run_variant(name, args.data, str(folder), args.epochs, args.seed, quantization)
-                    except RuntimeError as exc:
-                        print(f"{arch} {quantization} {name} failed:\n{exc}", file=sys.stderr)
-                        lines = str(exc).strip().splitlines() or ["no message"]
-                        doc["failed"].append({"arch": arch, "quantization": quantization, "recipe": name,
-                                              "error": lines[-1][:300]})
-                    else:
-                        doc["runs"].append({"arch": arch, "quantization": quantization, "result": result})
-                        print(f"{arch} {quantization} {name}: {result['tokens_per_s']:.0f} tokens/s", flush=True)
-                    # Saved after every variant: a call cut off by the GPU machine's time limit keeps what it measured.
-                    save_results(args.out, "gpu", doc, report(doc))
+            for quantization, name in todo:
+                try:
+                    result = run_variant(name, args.data, str(folder), args.epochs, args.seed, quantization,
+                                         args.generate_rows)
+                except RuntimeError as exc:
+                    print(f"{arch} {quantization} {name} failed:\n{exc}", file=sys.stderr)
+                    lines = str(exc).strip().splitlines() or ["no message"]
+                    doc["failed"].append({"arch": arch, "quantization": quantization, "recipe": name,
+                                          "error": lines[-1][:300]})
+                else:
+                    doc["runs"].append({"arch": arch, "quantization": quantization, "result": result,
+                                        "measured": here})
+                    print(f"{arch} {quantization} {name}: {result['tokens_per_s']:.0f} tokens/s", flush=True)
+                # Saved after every variant: a call cut off by the GPU machine's time limit keeps what it measured.
+                save_results(args.out, "gpu", doc, report(doc))
+    save_results(args.out, "gpu", doc, report(doc))  # also where a resumed call had nothing left to measure
     print(report(doc))
     return 1 if doc["failed"] else 0
 

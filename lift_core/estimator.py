@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from transformers import set_seed
 
@@ -27,7 +28,8 @@ from lift_core.models import load_model, quantization_to_predict
 from lift_core.predict import generate_answers, score_candidates, softmax_rows
 from lift_core.serialize import Serializer, parse_number
 from lift_core.precision import for_cpu_prediction, use_bf16
-from lift_core.training import TrainResult, attach_lora, computes_tail_logits, train_adapter, trainable_parameters
+from lift_core.training import (TrainResult, attach_lora, computes_tail_logits, needs_checkpointing, train_adapter,
+                                trainable_parameters)
 
 STATE_FILE = "lift.json"
 
@@ -55,6 +57,7 @@ def _native(value: Any) -> Any:
 class _LiftBase(BaseEstimator):
     task: str = ""
     shared_dropout = True  # cheap LoRA dropout on CPU (lora_dropout.py); bench/speed.py's plain recipe turns it off
+    gradient_checkpointing: bool | None = None  # None: as memory needs (4-bit only); bench/speed.py's plain recipe: on
 
     def __init__(self, config: LiftConfig | None = None, target: str = "y") -> None:
         self.config = config
@@ -107,7 +110,9 @@ class _LiftBase(BaseEstimator):
         answers = [encode_answer(tok, self.serializer_.answer(v), self.end_) for v in y]
         examples = [Example(p, a) for p, a in zip(prompts, answers)]
         set_seed(cfg.train.seed)  # LoRA's random init is part of the run: same seed, same adapter
-        self.lm_.model = attach_lora(self.lm_.model, cfg.lora, quantized=self.lm_.quantization != "none")
+        quantized = self.lm_.quantization != "none"
+        self.checkpointing_ = quantized and self._needs_checkpointing(examples, cfg.train.batch_size)
+        self.lm_.model = attach_lora(self.lm_.model, cfg.lora, quantized=quantized, checkpointing=self.checkpointing_)
         if self.lm_.device == "cpu" and self.shared_dropout:
             share_lora_dropout(self.lm_.model)
         self.n_trainable_ = trainable_parameters(self.lm_.model)
@@ -123,6 +128,19 @@ class _LiftBase(BaseEstimator):
         for_cpu_prediction(self.lm_.model, self.bf16_, self.lm_.device)
         self._last = None  # best weights restored: scores from training-time validation are stale
         return self
+
+    def _needs_checkpointing(self, examples: list[Example], batch_size: int) -> bool:
+        """Gradient checkpointing for a 4-bit run: only where the longest rows' batch needs the memory
+        (``needs_checkpointing``); always where the model's config does not give its width and depth."""
+        if self.gradient_checkpointing is not None:
+            return self.gradient_checkpointing
+        config = self.lm_.model.config
+        config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        hidden, layers = getattr(config, "hidden_size", None), getattr(config, "num_hidden_layers", None)
+        if not hidden or not layers or not torch.cuda.is_available():
+            return True
+        longest = max(len(e.prompt_ids) + len(e.answer_ids) for e in examples)
+        return needs_checkpointing(hidden, layers, batch_size * longest, torch.cuda.mem_get_info()[0])
 
     def _validator(self, eval_set: tuple[pd.DataFrame, Any] | None,
                    on_event: Callable[[dict], None] | None = None) -> Callable[[Any], Any] | None:

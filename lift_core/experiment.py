@@ -298,6 +298,7 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
                                      if result.seconds > result.eval_seconds else None),
                     "device": est.lm_.device, "quantization": est.lm_.quantization,
                     "bf16": bool(getattr(est, "bf16_", False)),  # on CPU a per-machine choice: it moves the figures
+                    "gradient_checkpointing": bool(getattr(est, "checkpointing_", False)),  # 4-bit: as memory needs
                     "resumed_at_steps": result.resumed_at_steps}
     models: dict[str, Any] = {"lift": lift_metrics}
     if request.baselines:

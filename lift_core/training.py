@@ -39,14 +39,29 @@ class _Rows(Dataset):
         return self.features[i]
 
 
-def attach_lora(model, lora: LoraSettings, quantized: bool):
-    """Wrap a base model with fresh LoRA adapters (QLoRA preparation when its weights are k-bit)."""
+# Values of width ``hidden`` a layer keeps per token for the backward pass (attention and MLP
+# intermediates): a rough figure, shared by the memory estimate and the checkpointing choice.
+ACT_VALUES_PER_LAYER = 20
+
+
+def needs_checkpointing(hidden: int, layers: int, batch_tokens: int, free_bytes: float) -> bool:
+    """Whether a 4-bit run recomputes its activations in the backward pass (gradient checkpointing,
+    which QLoRA's preparation turns on by default). It costs a forward a step, and on small models
+    with table rows a GPU step is bound by launches, not memory (H200, SmolLM2-135M in 4-bit, iris:
+    0.56 s a step, docs/benchmarks/gpu-15473d6/), so it is kept only where one batch's bf16 activations would
+    take over half the memory left."""
+    return batch_tokens * hidden * layers * ACT_VALUES_PER_LAYER * 2 > free_bytes / 2
+
+
+def attach_lora(model, lora: LoraSettings, quantized: bool, checkpointing: bool = True):
+    """Wrap a base model with fresh LoRA adapters (QLoRA preparation when its weights are k-bit,
+    with gradient checkpointing as ``checkpointing`` says)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if quantized:
         # Non-reentrant checkpointing: torch warns that the reentrant default is going away, and it
         # needs no input-gradient hook.
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=lora.target_modules, task_type="CAUSAL_LM")

@@ -72,8 +72,9 @@ def show_memory_estimate(draft: RunRequest, quantization: str, pair_method: bool
                    f"{'trained parts' if pair_method else 'LoRA'} with Adam "
                    f"{format_bytes(estimate['trained_bytes'])} "
                    f"({estimate['trainable_parameters']:,} trainable), activations "
-                   f"{format_bytes(estimate['activation_bytes'])}, runtime "
-                   f"{format_bytes(estimate['overhead_bytes'])}.")
+                   f"{format_bytes(estimate['activation_bytes'])}"
+                   f"{' (recomputed in the backward pass: gradient checkpointing)' if estimate['gradient_checkpointing'] else ''}, "
+                   f"runtime {format_bytes(estimate['overhead_bytes'])}.")
     if estimate["warning"]:
         st.warning(estimate["warning"])
 

@@ -13,16 +13,33 @@ from bench_helpers import REPO, run_quick
 
 
 @pytest.mark.slow
-def test_quick_gpu_benchmark_trains_both_recipes_on_a_random_weight_folder(tmp_path):
-    run_quick("gpu.py", tmp_path)
-    doc = json.loads((tmp_path / "gpu.json").read_text())
+def test_quick_gpu_benchmark_trains_both_recipes_on_a_random_weight_folder_and_resumes(tmp_path):
+    run_quick("gpu.py", tmp_path / "first", "--generate-rows", "12")
+    doc = json.loads((tmp_path / "first" / "gpu.json").read_text())
     assert [(r["arch"], r["quantization"], r["result"]["variant"]) for r in doc["runs"]] == [
         ("tiny-llama", "none", "plain"), ("tiny-llama", "none", "ours")]
     plain, ours = (r["result"] for r in doc["runs"])
     assert plain["train_tokens"] == ours["train_tokens"] > 0
-    assert ours["predict"]["scoring"]["rows_per_s"] > 0 and ours["predict"]["per_row_generate"]["rows_per_s"] > 0
-    assert doc["failed"] == []
-    assert doc["device"] == "cpu" and "| tiny-llama | none | ours |" in (tmp_path / "gpu.md").read_text()
+    generated = ours["predict"]["per_row_generate"]
+    assert ours["predict"]["scoring"]["rows_per_s"] > 0 and generated["rows_per_s"] > 0
+    assert generated["rows"] == 12 < ours["predict"]["rows"]  # the table's last 12 rows, all test rows
+    assert not plain["gradient_checkpointing"] and not ours["gradient_checkpointing"]  # full precision: never
+    assert doc["failed"] == [] and doc["commit"]
+    assert doc["device"] == "cpu" and "| tiny-llama | none | ours | no |" in (tmp_path / "first" / "gpu.md").read_text()
+
+    # Resumed with every variant measured: nothing is trained again, and each run keeps where it was measured.
+    run_quick("gpu.py", tmp_path / "again", "--resume", str(tmp_path / "first" / "gpu.json"))
+    again = json.loads((tmp_path / "again" / "gpu.json").read_text())
+    assert [r["result"] for r in again["runs"]] == [r["result"] for r in doc["runs"]]
+    assert all(r["measured"]["command"] == doc["runs"][0]["measured"]["command"] for r in again["runs"])
+    assert "--resume" in again["command"] and "--resume" not in doc["command"]
+
+    # Other settings would not compare: refused in one line.
+    proc = subprocess.run([sys.executable, "bench/gpu.py", "--quick", "--seed", "1", "--out", str(tmp_path / "no"),
+                           "--resume", str(tmp_path / "first" / "gpu.json")], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "measured with {'data': 'iris', 'epochs': 1, 'seed': 0}" in proc.stderr
 
 
 @pytest.mark.slow

@@ -256,9 +256,10 @@ def test_the_automatic_rate_is_the_one_the_optimizer_uses():
     assert len(used) == 75 and max(used) <= rate and max(used) > 0.95 * rate  # linear decay from the rate
 
 
-def test_qlora_preparation_checkpoints_without_reentrancy_and_keeps_the_gradients():
+def test_qlora_preparation_checkpoints_without_reentrancy_when_asked_and_keeps_the_gradients():
     """What a CUDA run's 4-bit preparation turns on (on CPU nothing is quantized): gradient
-    checkpointing in the non-reentrant form torch keeps, giving the LoRA the same gradients."""
+    checkpointing in the non-reentrant form torch keeps where memory needs it, none where it does
+    not; the LoRA's gradients are the same either way."""
     import torch
 
     from lift_core.models import tiny_model
@@ -266,21 +267,24 @@ def test_qlora_preparation_checkpoints_without_reentrancy_and_keeps_the_gradient
 
     ids = torch.tensor([[10, 11, 12, 13, 14, 15]])
     grads = []
-    for quantized in (False, True):
+    for quantized, checkpointing in ((False, False), (True, True), (True, False)):
         torch.manual_seed(0)
         base = tiny_model()
         base.is_loaded_in_4bit = quantized  # as transformers marks a bitsandbytes-loaded model
-        model = attach_lora(base, LoraSettings(r=4, alpha=8, dropout=0.0), quantized=quantized)
+        model = attach_lora(base, LoraSettings(r=4, alpha=8, dropout=0.0), quantized=quantized,
+                            checkpointing=checkpointing)
         model.train()
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
-                module.p = 0.0  # the two passes must see the same network
+                module.p = 0.0  # the passes must see the same network
         model(input_ids=ids, labels=ids).loss.backward()
         grads.append([p.grad for p in model.parameters() if p.requires_grad])
-        if quantized:
-            funcs = [m._gradient_checkpointing_func for m in model.modules()
-                     if getattr(m, "gradient_checkpointing", False)]
+        funcs = [m._gradient_checkpointing_func for m in model.modules() if getattr(m, "gradient_checkpointing", False)]
+        if checkpointing:
             assert funcs and all(f.keywords == {"use_reentrant": False} for f in funcs)
-    assert len(grads[0]) == len(grads[1]) > 0
-    for plain, checkpointed in zip(*grads):
+        else:
+            assert not funcs
+    assert len(grads[0]) == len(grads[1]) == len(grads[2]) > 0
+    for plain, checkpointed, prepared in zip(*grads):
         torch.testing.assert_close(plain, checkpointed)
+        torch.testing.assert_close(plain, prepared)

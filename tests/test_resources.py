@@ -155,6 +155,29 @@ def test_gpu_estimate_uses_4bit_weights(gpu):
     assert est["available_bytes"] == 16 * 2**30 and est["fits"] and est["warning"] is None
 
 
+def test_4bit_checkpoints_only_where_the_activations_need_the_memory(gpu):
+    """QLoRA's recompute costs a forward a step: the bundled model's short rows on a 16 GB GPU skip
+    it; a batch whose activations would fill the card keeps it, and the estimate counts it so."""
+    short = memory_estimate("bundled", "auto", LoraSettings(), batch_size=4, seq_len=64, answer_tokens=1)
+    assert not short["gradient_checkpointing"]
+    long = memory_estimate("bundled", "auto", LoraSettings(), batch_size=64, seq_len=8192, answer_tokens=1)
+    assert long["gradient_checkpointing"]
+
+    def per_token(e: dict) -> float:
+        return e["activation_bytes"] / (e["batch_size"] * e["seq_len"])
+    assert per_token(short) > 10 * per_token(long)  # 30 layers × 20 values a token kept, against 30 + 20
+    assert not memory_estimate("bundled", "none", LoraSettings(), batch_size=64, seq_len=8192)["gradient_checkpointing"]
+
+
+def test_checkpointing_choice_follows_activation_size():
+    from lift_core.training import needs_checkpointing
+
+    # SmolLM2-135M (576 wide, 30 layers), 4 rows of 60 tokens, an H200's 139 GB: no recompute.
+    assert not needs_checkpointing(576, 30, 4 * 60, 139e9)
+    # A 7B Llama (4096 wide, 32 layers), 4 rows of 1,024 tokens, 20 GB left on a 24 GB card: recompute.
+    assert needs_checkpointing(4096, 32, 4 * 1024, 20e9)
+
+
 def test_qlora_preparation_keeps_unquantized_weights_in_fp32_as_the_estimate_counts_them():
     """The premise of the 4-bit estimate's ``other * 4``, on a bf16 model (on CPU nothing is
     quantized, so every frozen weight is one bitsandbytes would leave alone)."""
