@@ -134,9 +134,10 @@ def report(doc: dict) -> str:
         if not pred:
             continue
         s, g = pred["scoring"], pred["per_row_generate"]
+        generated = g.get("rows", pred["rows"])  # runs from before --generate-rows generated every row
         lines.append(f"| {r['arch']} | {r['quantization']} | {s['rows_per_s']:.1f} ({s['first_pass_rows_per_s']:.1f}) | "
-                     f"{g['rows_per_s']:.2f} ({g['first_pass_rows_per_s']:.2f}), {g.get('rows', pred['rows'])} rows | "
-                     f"{s['rows_per_s'] / g['rows_per_s']:.1f}× | {g['invalid']} of {min(g.get('rows', pred['rows']), pred['test_rows'])} |")
+                     f"{g['rows_per_s']:.2f} ({g['first_pass_rows_per_s']:.2f}), {generated} rows | "
+                     f"{s['rows_per_s'] / g['rows_per_s']:.1f}× | {g['invalid']} of {min(generated, pred['test_rows'])} |")
     if doc["failed"]:
         lines += ["", "## Failed", ""] + [f"- {f['arch']} {f['quantization']} {f['recipe']}: {f['error']}"
                                          for f in doc["failed"]]

@@ -187,7 +187,8 @@ def memory_estimate(model_ref: str, quantization: str, lora: LoraSettings, batch
         "model": model_ref, "method": method, "device": device, "quantization": resolved, "parameters": shape.parameters,
         "trainable_parameters": trainable, "batch_size": batch_size, "seq_len": seq_len,
         "weights_bytes": int(weights), "trained_bytes": int(trained_bytes), "activation_bytes": int(activations),
-        "overhead_bytes": overhead, "gradient_checkpointing": checkpointed, "total_bytes": total, "available_bytes": int(available),
+        "overhead_bytes": overhead, "gradient_checkpointing": checkpointed, "total_bytes": total,
+        "available_bytes": int(available),
         "fits": fits, "warning": warning,
     }
 
