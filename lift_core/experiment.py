@@ -25,7 +25,7 @@ import pandas as pd
 from lift_core.baselines import evaluate, run_baselines
 from lift_core.builtin import BUILTIN, load_builtin
 from lift_core.bundle import write_bundle
-from lift_core.config import METHOD_LABELS, PAIR_METHODS, LiftConfig
+from lift_core.config import METHOD_LABELS, PAIR_METHODS, LiftConfig, few_steps_advice
 from lift_core.data import Prepared, Split, limit_train, make_split, prepare, read_table
 from lift_core.errors import LiftError
 from lift_core.examples import check_fits
@@ -281,6 +281,9 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
     est = make_estimator(p.task, request.lift, p.target, classes)
     fit_params: dict[str, Any] = {"eval_set": (X_val, y_val), "on_event": event,
                                   "should_stop": lambda: store.cancel_requested(run_id)}
+    advice = few_steps_advice(len(X_tr), request.lift.train) if request.lift.method == "lift" else None
+    if advice:
+        log(f"note: {advice}")
     log(f"{METHOD_LABELS[request.lift.method]}: training on {request.lift.model} ...")
     with nullcontext() if checkpoint_dir is None else checkpoints_held(request, checkpoint_dir) as folder:
         if folder is not None:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from lift_core import jobs
 from lift_core.builtin import BUILTIN
-from lift_core.config import AUTO, METHOD_LABELS, METHODS, PAIR_METHODS, LiftConfig
+from lift_core.config import AUTO, METHOD_LABELS, METHODS, PAIR_METHODS, LiftConfig, few_steps_advice
 from lift_core.draft import resume_draft
 from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest
@@ -307,6 +307,9 @@ with c[3]:
     setting("Training seed", train, DEFAULTS.train, "seed",
             "Makes the training repeatable (LoRA initialization, batch order); the split's seed is on the Data page.",
             min_value=0, step=1)
+few_steps = few_steps_advice(sizes.train_rows, train) if sizes and not pair_method else None
+if few_steps:
+    st.info(few_steps)
 
 if model_ready:
     with mem_col, st.spinner("Estimating memory …"):

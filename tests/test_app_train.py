@@ -50,6 +50,14 @@ def test_the_memory_estimate_follows_a_setting_in_the_same_rerun():
     assert estimate.value != before and "batches of 64 ×" in estimate.proto.help
 
 
+def test_too_few_optimizer_steps_are_pointed_out_with_the_epochs_to_set():
+    at = train_page()  # iris: 96 training rows, 24 steps an epoch at batch 4
+    assert not any("optimizer steps" in i.value for i in at.info)  # 8 epochs: 192 steps
+    at.number_input(key="setting_epochs").set_value(2).run()
+    [advice] = [i.value for i in at.info if "optimizer steps" in i.value]
+    assert "only 48 optimizer steps in 2 epochs" in advice and "Consider 5 epochs" in advice
+
+
 def test_settings_survive_a_visit_to_another_page():
     at = train_page()
     at.radio(key="model_kind").set_value("tiny").run()

@@ -348,6 +348,13 @@ def test_a_lift_run_keeps_its_checkpoints_in_its_own_folder_by_default(capsys, m
     assert latest_checkpoint(RunStore().run_dir(run["id"]) / CHECKPOINTS) is not None
 
 
+def test_a_run_of_few_optimizer_steps_says_so_before_it_trains(capsys):
+    assert main(["run", "--data", "iris", "--model", "tiny", "--epochs", "1", "--no-baselines"]) == 0
+    log = capsys.readouterr().err  # the run's log lines, as the page's log shows them
+    note = log.index("note: 96 training rows in batches of 4 make only 24 optimizer steps in 1 epoch,")
+    assert note < log.index("LIFT: training on") and "Consider 5 epochs" in log
+
+
 def test_ctrl_c_stops_a_run_after_its_step_and_keeps_it_to_carry_on(capsys, monkeypatch):
     """The first Ctrl-C is a Stop, not a crash: the step in progress ends, is kept, and the command
     says how to carry on; the handler is put back afterwards."""

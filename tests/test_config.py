@@ -35,3 +35,14 @@ def test_a_saved_config_with_a_number_still_loads():
 def test_a_rate_that_is_neither_auto_nor_between_0_and_1_is_refused(rate):
     with pytest.raises(LiftError, match="learning rate must be 'auto' or a number between 0 and 1"):
         LiftConfig(train=TrainSettings(learning_rate=rate)).validate()
+
+
+def test_few_steps_advice_names_the_epochs_that_reach_about_100_steps():
+    from lift_core.config import few_steps_advice
+
+    eight_rows = few_steps_advice(8, TrainSettings())  # 2 steps an epoch, 16 in all
+    assert "8 training rows in batches of 4 make only 16 optimizer steps in 8 epochs" in eight_rows
+    assert "Consider 50 epochs" in eight_rows
+    assert few_steps_advice(8, TrainSettings(epochs=50)) is None  # 100 steps
+    assert few_steps_advice(96, TrainSettings()) is None  # iris in full: 192 steps
+    assert "batches of 8" in few_steps_advice(16, TrainSettings(batch_size=4, grad_accum=2))
