@@ -24,7 +24,7 @@ from lift_core.examples import (Example, TrainCollator, check_fits, encode_answe
                                 training_features)
 from lift_core.lora_dropout import share_lora_dropout
 from lift_core.metrics import classification_metrics, regression_metrics
-from lift_core.models import load_model, quantization_to_predict
+from lift_core.models import cuda_available, load_model, quantization_to_predict
 from lift_core.predict import generate_answers, score_candidates, softmax_rows
 from lift_core.serialize import Serializer, parse_number
 from lift_core.precision import for_cpu_prediction, use_bf16
@@ -137,7 +137,7 @@ class _LiftBase(BaseEstimator):
         config = self.lm_.model.config
         config = config.get_text_config() if hasattr(config, "get_text_config") else config
         hidden, layers = getattr(config, "hidden_size", None), getattr(config, "num_hidden_layers", None)
-        if not hidden or not layers or not torch.cuda.is_available():
+        if not hidden or not layers or not cuda_available():
             return True
         longest = max(len(e.prompt_ids) + len(e.answer_ids) for e in examples)
         return needs_checkpointing(hidden, layers, batch_size * longest, torch.cuda.mem_get_info()[0])
