@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.cells import commit, machine, save_results  # noqa: E402
 from bench.speed import run_variant  # noqa: E402
-from lift_core.config import TrainSettings  # noqa: E402
+from lift_core.config import AUTO_EPOCHS  # noqa: E402
 from lift_core.models import BUNDLED, TINY, cuda_available, load_tokenizer  # noqa: E402
 from lift_core.resources import BUNDLED_CONFIG  # noqa: E402
 
@@ -154,7 +154,7 @@ def main() -> int:
     ap.add_argument("--save-model", type=Path, help="write the first of --archs as a model folder here and stop "
                     "(for an end-to-end `python -m lift_core run --model FOLDER` on the GPU)")
     ap.add_argument("--data", default="iris")
-    ap.add_argument("--epochs", type=int, default=TrainSettings().epochs)
+    ap.add_argument("--epochs", type=int, default=AUTO_EPOCHS)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
     ap.add_argument("--generate-rows", type=int,

@@ -35,6 +35,7 @@ from lift_core.baselines import BASELINE_LABELS  # noqa: E402
 from lift_core.experiment import RunRequest  # noqa: E402
 
 SIZES = {"iris": [8, 16, 32, 64, 96], "moons": [16, 32, 64, 128, 256]}
+EPOCHS_BEFORE_AUTO = 8  # cells measured before epochs were automatic did not record them: the default was 8
 
 
 def cell_request(cell: dict) -> RunRequest:
@@ -64,6 +65,7 @@ def curves(cells: list[dict], data: str) -> dict:
         lift = [c["lift"] for c in at]
         base = [c["baselines"][best] for c in at if best in c["baselines"]]
         out["sizes"].append({"rows": rows, "n": len(at), "lift": (float(np.mean(lift)), float(np.std(lift))),
+                             "epochs": sorted({c.get("epochs", EPOCHS_BEFORE_AUTO) for c in at}),
                              "baseline": (float(np.mean(base)), float(np.std(base))) if base else None})
     return out
 
@@ -99,10 +101,11 @@ def report(doc: dict) -> str:
     for data in sorted({c["data"] for c in cells}):
         cv = curves(cells, data)
         label = BASELINE_LABELS.get(cv["best"], cv["best"])
-        lines += [f"## {data}", "", f"| training rows | n | LIFT | {label} |", "|---|---|---|---|"]
+        lines += [f"## {data}", "", f"| training rows | n | LIFT's epochs | LIFT | {label} |", "|---|---|---|---|---|"]
         for s in cv["sizes"]:
             base = f"{s['baseline'][0]:.3f} ± {s['baseline'][1]:.3f}" if s["baseline"] else ""
-            lines.append(f"| {s['rows']} | {s['n']} | {s['lift'][0]:.3f} ± {s['lift'][1]:.3f} | {base} |")
+            lines.append(f"| {s['rows']} | {s['n']} | {', '.join(map(str, s['epochs']))} | "
+                         f"{s['lift'][0]:.3f} ± {s['lift'][1]:.3f} | {base} |")
         lines += ["", "```mermaid", "xychart-beta", f'    title "{data}: LIFT (bars) vs {label} (line)"',
                   f"    x-axis [{', '.join(str(s['rows']) for s in cv['sizes'])}]", '    y-axis "accuracy" 0 --> 1',
                   "    bar [" + ", ".join(f"{s['lift'][0]:.3f}" for s in cv["sizes"]) + "]",
@@ -120,6 +123,7 @@ def readme_blocks(doc: dict) -> dict[str, list[str]]:
         label = BASELINE_LABELS.get(cv["best"], cv["best"])
         lines += [f"| {data} rows | " + " | ".join(str(s["rows"]) for s in cv["sizes"]) + " |",
                   "|---|" + "---|" * len(cv["sizes"]),
+                  "| LIFT's epochs | " + " | ".join(", ".join(map(str, s["epochs"])) for s in cv["sizes"]) + " |",
                   "| LIFT | " + " | ".join(f"{s['lift'][0]:.2f} ± {s['lift'][1]:.2f}" for s in cv["sizes"]) + " |",
                   f"| {label} | " + " | ".join(
                       f"{s['baseline'][0]:.2f} ± {s['baseline'][1]:.2f}" if s["baseline"] else "" for s in cv["sizes"])
@@ -171,7 +175,8 @@ def main() -> int:
                 run, wall = run_cli(["--data", data, "--model", args.model, "--seed", str(seed),
                                      "--train-rows", str(rows), *extra])
                 cell = cells.add({"data": data, "rows": rows, "seed": seed, "n_train": run["n_train"],
-                                  "lift": run["models"]["lift"]["accuracy"], "wall_seconds": wall,
+                                  "lift": run["models"]["lift"]["accuracy"], "epochs": run["models"]["lift"]["epochs"],
+                                  "wall_seconds": wall,
                                   **baselines_of(run, "accuracy")}, write)
                 print(f"{data} {rows} rows seed {seed}: LIFT {cell['lift']:.3f}", flush=True)
     return cells.close(args.out / "sample_size.md")

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.cells import commit, machine, save_results  # noqa: E402
-from lift_core.config import LiftConfig, TrainSettings  # noqa: E402
+from lift_core.config import AUTO_EPOCHS, LiftConfig, TrainSettings  # noqa: E402
 from lift_core.estimator import LiftClassifier  # noqa: E402
 from lift_core.examples import pad_batch  # noqa: E402
 from lift_core.experiment import RunRequest, _parts, load_table  # noqa: E402
@@ -218,7 +218,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="iris")
     ap.add_argument("--model", default="bundled")
-    ap.add_argument("--epochs", type=int, default=TrainSettings().epochs)
+    ap.add_argument("--epochs", type=int, default=AUTO_EPOCHS)
     ap.add_argument("--e2e-epochs", type=int, default=5, help="epochs of the end-to-end run (the target is 2 min at 5)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")

@@ -649,9 +649,12 @@ def run_settings(run: dict) -> dict[str, Any]:
     used = _stored_model(run, LIFT).get("learning_rate")
     if rate == AUTO and used is not None:
         rate = f"auto ({used:.1e})"
+    epochs = train.get("epochs")
+    if epochs == AUTO and _stored_model(run, LIFT).get("epochs") is not None:
+        epochs = f"auto ({_stored_model(run, LIFT)['epochs']})"
     return {
         "data set": request.get("data"), "target": request.get("target"), "template": template,
-        "model": lift.get("model"), "epochs": train.get("epochs"), "learning rate": rate,
+        "model": lift.get("model"), "epochs": epochs, "learning rate": rate,
         "method": lift.get("method", "lift"),
         "batch size": train.get("batch_size"), "LoRA r": lora.get("r"), "predict mode": lift.get("predict_mode"),
         "seed": request.get("seed"), "training seed": train.get("seed"),

@@ -36,6 +36,15 @@ def _learning_rate(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'auto'; write e.g. 5e-4") from None
 
 
+def _epochs(text: str) -> int | str:
+    if text == AUTO:
+        return AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number or 'auto'; write e.g. 20") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m lift_core", description="LIFT Studio: fine-tune a language model on a table.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -59,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--precision", type=int, help="decimals for real-valued features (default: automatic, at most 4 decimals as "
                    "in LIFT's code, at least 4 significant digits)")
     r.add_argument("--verbalizer", help='JSON object mapping class values to answer texts, e.g. \'{"0": "no", "1": "yes"}\'')
-    r.add_argument("--epochs", type=int)
+    r.add_argument("--epochs", type=_epochs, help="epochs, or 'auto' (default: 8, or about 100 optimizer steps on "
+                   "a small table)")
     r.add_argument("--lr", type=_learning_rate, help="learning rate, or 'auto' (default: 2e-3 up to 32 steps an epoch, "
                    "falling as 1/sqrt(steps an epoch) beyond)")
     r.add_argument("--batch-size", type=int)

@@ -25,6 +25,8 @@ class LoraSettings:
 AUTO = "auto"
 AUTO_LR_BASE = 2e-3  # chosen on iris, 24 steps an epoch at batch 4 (docs/iris-defaults.md)
 AUTO_LR_STEPS = 32  # steps an epoch up to which the base rate holds
+AUTO_EPOCHS = 8  # chosen on iris (docs/iris-defaults.md); every table of the accuracy suite trains for it
+MIN_STEPS = 100  # optimizer steps automatic epochs reach on small tables (auto_epochs)
 
 
 def steps_per_epoch(train_rows: int, batch_size: int, grad_accum: int = 1) -> int:
@@ -41,9 +43,19 @@ def auto_learning_rate(train_rows: int, batch_size: int, grad_accum: int = 1) ->
     return AUTO_LR_BASE * min(1.0, math.sqrt(AUTO_LR_STEPS / steps))
 
 
+def auto_epochs(train_rows: int, batch_size: int, grad_accum: int = 1) -> int:
+    """8 epochs, or more on a small table: enough for about 100 optimizer steps.
+
+    At 8 epochs and batch 4, 8 iris rows are 16 steps and scored 0.32 ± 0.02, near chance; in 100
+    steps (50 epochs) they scored 0.744 ± 0.235 (docs/benchmarks/sample-size-50-epochs/). Tables of
+    50 rows or more at batch 4 keep 8 epochs, as every table of the accuracy suite does.
+    """
+    return max(AUTO_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch(train_rows, batch_size, grad_accum)))
+
+
 @dataclass
 class TrainSettings:
-    epochs: int = 8
+    epochs: int | str = AUTO  # "auto": auto_epochs of the training rows
     learning_rate: float | str = AUTO  # "auto": auto_learning_rate of the training rows
     batch_size: int = 4
     grad_accum: int = 1
@@ -59,24 +71,26 @@ class TrainSettings:
             return auto_learning_rate(train_rows, self.batch_size, self.grad_accum)
         return float(self.learning_rate)
 
-
-FEW_STEPS = 100  # optimizer steps in all under which LIFT learned iris poorly (few_steps_advice)
+    def resolved_epochs(self, train_rows: int) -> int:
+        """The epochs a fit on ``train_rows`` rows trains for."""
+        if self.epochs == AUTO:
+            return auto_epochs(train_rows, self.batch_size, self.grad_accum)
+        return int(self.epochs)
 
 
 def few_steps_advice(train_rows: int, train: TrainSettings) -> str | None:
-    """Advice when a LIFT run would take fewer than ``FEW_STEPS`` optimizer steps in all: the
-    default 8 epochs of a small table are few steps (8 iris rows: 16), and on iris 8 rows scored
-    0.32 ± 0.02 in 16 steps against 0.744 ± 0.235 in 100 (50 epochs; docs/benchmarks/sample_size.md
-    and docs/benchmarks/sample-size-50-epochs/). A suggestion, not a new default: larger tables
-    were measured at 8 epochs."""
+    """Advice when epochs set by hand make fewer than ``MIN_STEPS`` optimizer steps in all, the
+    steps automatic epochs would reach (``auto_epochs`` says why)."""
     per_epoch = steps_per_epoch(train_rows, train.batch_size, train.grad_accum)
-    steps = per_epoch * train.epochs
-    if steps >= FEW_STEPS:
+    epochs = train.resolved_epochs(train_rows)
+    steps = per_epoch * epochs
+    if steps >= MIN_STEPS:
         return None
     return (f"{train_rows} training rows in batches of {train.batch_size * train.grad_accum} make only {steps} "
-            f"optimizer steps in {train.epochs} epoch{'s' if train.epochs != 1 else ''}, too few for LIFT to learn from in our benchmarks (iris "
-            f"with 8 rows: 0.32 test accuracy in 16 steps, 0.74 in 100). Consider "
-            f"{math.ceil(FEW_STEPS / per_epoch)} epochs (about {FEW_STEPS} steps); the best epoch is kept.")
+            f"optimizer steps in {epochs} epoch{'s' if epochs != 1 else ''}, too few for LIFT to learn from in "
+            f"our benchmarks (iris with 8 rows: 0.32 test accuracy in 16 steps, 0.74 in 100). Automatic epochs "
+            f"would train {auto_epochs(train_rows, train.batch_size, train.grad_accum)} (about {MIN_STEPS} steps "
+            "at least); the best epoch is kept.")
 
 
 METHODS = ("lift", "ltuning-prefix", "ltuning-prompt", "prefix", "prompt")
@@ -136,7 +150,8 @@ class LiftConfig:
             (self.method in METHODS, f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}"),
             (self.pair.virtual_tokens >= 1, "the number of virtual tokens must be at least 1"),
             (self.pair.prefix_hidden >= 1, "the prefix MLP's hidden width must be at least 1"),
-            (t.epochs >= 1, "epochs must be at least 1"),
+            (t.epochs == AUTO or (isinstance(t.epochs, int) and not isinstance(t.epochs, bool) and t.epochs >= 1),
+             f"epochs must be 'auto' or a whole number of at least 1 (not {t.epochs!r}); try 'auto'"),
             (t.learning_rate == AUTO or (isinstance(t.learning_rate, (int, float)) and 0 < t.learning_rate < 1),
              f"learning rate must be 'auto' or a number between 0 and 1 (not {t.learning_rate!r}); try 'auto'"),
             (t.batch_size >= 1, "batch size must be at least 1"),

@@ -296,7 +296,7 @@ def run_experiment(request: RunRequest, store: RunStore, run_id: str, out: Path 
         lift["metrics"]["fit_seconds"] = None  # the last part's only; train_seconds sums the parts
     lift_metrics = {**lift["metrics"], "method": request.lift.method, "trainable_parameters": int(est.n_trainable_),
                     "best_epoch": result.best_epoch, "learning_rate": result.learning_rate,
-                    "train_seconds": result.seconds,
+                    "epochs": result.epochs, "train_seconds": result.seconds,
                     "tokens_per_s": (result.train_tokens / (result.seconds - result.eval_seconds)
                                      if result.seconds > result.eval_seconds else None),
                     "device": est.lm_.device, "quantization": est.lm_.quantization,

@@ -51,9 +51,13 @@ def more_epochs_advice(doc: dict[str, Any] | None) -> str | None:
             "be extended, since its learning rate has decayed to zero.")
 
 
-def _planned_epochs(run: dict[str, Any]) -> int | None:
+def _planned_epochs(run: dict[str, Any], last_train: dict[str, Any]) -> int | None:
+    """The epochs the run trains for: its steps say, as "auto" is resolved in the worker."""
+    if last_train.get("epochs"):
+        return int(last_train["epochs"])
     request = (run.get("config") or {}).get("request") or {}
-    return ((request.get("lift") or {}).get("train") or {}).get("epochs")
+    epochs = ((request.get("lift") or {}).get("train") or {}).get("epochs")
+    return epochs if isinstance(epochs, int) else None
 
 
 def _queued_behind(store: RunStore, run: dict[str, Any]) -> int:
@@ -167,7 +171,7 @@ def progress_view(store: RunStore, run_id: str, now: float | None = None, log_li
         "step": step,
         "total_steps": total,
         "epoch": float(last.get("epoch") or 0.0),
-        "epochs": _planned_epochs(run),
+        "epochs": _planned_epochs(run, last),
         "eta_s": eta,
         "tokens_per_s": last.get("tokens_per_s"),
         "loss": last.get("loss"),

@@ -97,6 +97,7 @@ class TrainResult:
     eval_seconds: float = 0.0
     train_tokens: int = 0
     learning_rate: float | None = None  # the rate used: "auto" resolved for the training rows
+    epochs: int | None = None  # the epochs trained for: "auto" resolved likewise
     resumed_at_steps: list[int] = field(default_factory=list)  # where a checkpoint carried it on
 
 
@@ -172,6 +173,7 @@ def _make_callback(validate: Validate | None, on_event: Event | None, should_sto
             run_for = time.time() - self.t0
             self._emit({
                 "kind": "train", "step": done, "total_steps": total, "epoch": float(state.epoch or 0.0),
+                "epochs": result.epochs,
                 "loss": self.last_loss, "learning_rate": logs.get("learning_rate"),
                 "tokens_per_s": self.tokens() / training if training > 0 else None,
                 "elapsed_s": elapsed, "eta_s": run_for / fresh * (total - done) if fresh else None,
@@ -277,7 +279,8 @@ def train_adapter(model, train_features: list[dict], collator, settings: TrainSe
 
     set_seed(settings.seed)
     result = TrainResult(best_epoch=None, best_score=None,
-                         learning_rate=settings.resolved_learning_rate(len(train_features)))
+                         learning_rate=settings.resolved_learning_rate(len(train_features)),
+                         epochs=settings.resolved_epochs(len(train_features)))
     callback = _make_callback(validate, on_event, should_stop, settings.early_stopping_patience, collator, result,
                               None if checkpoint_dir is None else CHECKPOINT_MINUTES * 60,
                               {"device": device, "bf16": bf16})
@@ -288,7 +291,7 @@ def train_adapter(model, train_features: list[dict], collator, settings: TrainSe
     with tempfile.TemporaryDirectory(prefix="lift-trainer-") as scratch:
         args = TrainingArguments(
             output_dir=str(checkpoint_dir or scratch), per_device_train_batch_size=settings.batch_size,
-            gradient_accumulation_steps=settings.grad_accum, num_train_epochs=settings.epochs,
+            gradient_accumulation_steps=settings.grad_accum, num_train_epochs=result.epochs,
             learning_rate=result.learning_rate, warmup_steps=settings.warmup_ratio,
             weight_decay=settings.weight_decay, lr_scheduler_type="linear", seed=settings.seed,
             data_seed=settings.seed, logging_steps=1, save_strategy="no", eval_strategy="no",

@@ -7,7 +7,8 @@ import streamlit as st
 
 from lift_core import jobs
 from lift_core.builtin import BUILTIN
-from lift_core.config import AUTO, METHOD_LABELS, METHODS, PAIR_METHODS, LiftConfig, few_steps_advice
+from lift_core.config import (AUTO, AUTO_EPOCHS, METHOD_LABELS, METHODS, MIN_STEPS, PAIR_METHODS, LiftConfig,
+                              few_steps_advice)
 from lift_core.draft import resume_draft
 from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest
@@ -102,6 +103,23 @@ def learning_rate_setting(train, train_rows: int | None) -> None:
         train.learning_rate = float(f"{train.resolved_learning_rate(train_rows or 0):.1e}")
     setting("Learning rate", train, DEFAULTS.train, "learning_rate", "Step size of the optimizer (AdamW).",
             min_value=1e-6, max_value=0.5, step=1e-4, format="%.1e")
+
+
+def epochs_setting(train, train_rows: int | None) -> None:
+    """Automatic (the default: more on a small table) or a number the user types."""
+    auto = st.checkbox("Automatic epochs", value=train.epochs == AUTO, key="epochs_auto",
+                       help=f"{AUTO_EPOCHS} passes over the training rows, or more on a small table: enough for about "
+                            f"{MIN_STEPS} optimizer steps, which few-row tables needed in our benchmarks.")
+    if auto:
+        train.epochs = AUTO
+        if train_rows is not None:
+            st.caption(f"{train.resolved_epochs(train_rows)} for {train_rows} training rows at batch "
+                       f"{train.batch_size * train.grad_accum}.")
+        return
+    if train.epochs == AUTO:  # just unticked: start from what automatic would have used
+        train.epochs = train.resolved_epochs(train_rows or 0)
+    setting("Epochs", train, DEFAULTS.train, "epochs",
+            "Passes over the training rows; the best epoch on validation is kept.", min_value=1, step=1)
 
 
 def live_run(run_id: str, drawn_active: bool) -> None:
@@ -287,8 +305,6 @@ else:
 st.markdown("**Training**")
 c = st.columns(4)
 with c[0]:
-    setting("Epochs", train, DEFAULTS.train, "epochs",
-            "Passes over the training rows; the best epoch on validation is kept.", min_value=1, step=1)
     setting("Warmup ratio", train, DEFAULTS.train, "warmup_ratio",
             "Share of the steps over which the learning rate ramps up.",
             min_value=0.0, max_value=0.95, step=0.05, format="%.2f")
@@ -297,8 +313,9 @@ with c[1]:
             min_value=1, step=1)
     setting("Gradient accumulation", train, DEFAULTS.train, "grad_accum",
             "Batches added up before each step: a larger effective batch without more memory.", min_value=1, step=1)
-with c[2]:  # after the batch settings: the automatic rate depends on them
+with c[2]:  # after the batch settings: the automatic rate and epochs depend on them
     learning_rate_setting(train, sizes.train_rows if sizes else None)
+    epochs_setting(train, sizes.train_rows if sizes else None)
     setting("Weight decay", train, DEFAULTS.train, "weight_decay", "L2 penalty on the LoRA weights.",
             min_value=0.0, max_value=1.0, step=0.01, format="%.2f")
 with c[3]:

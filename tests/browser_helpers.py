@@ -273,6 +273,21 @@ def set_number(driver, label: str, value: int | float) -> None:
         f"number input {label!r} did not take {value}")
 
 
+def set_checkbox(driver, label: str, checked: bool) -> None:
+    """Tick or untick checkbox `label` by clicking it, as a user does."""
+    from selenium.webdriver.common.by import By
+
+    def box(d):
+        return widget(d, "stCheckbox", label).find_element(By.CSS_SELECTOR, "input[type=checkbox]")
+
+    if box(driver).is_selected() != checked:
+        target = widget(driver, "stCheckbox", label).find_element(By.CSS_SELECTOR, "label")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", target)
+        target.click()
+    wait_until(driver, lambda d: box(d).is_selected() == checked, 30,
+               f"checkbox {label!r} did not turn {'on' if checked else 'off'}")
+
+
 def metric_value(driver, label: str) -> str | None:
     """The shown value of metric `label`, None while it is not drawn."""
     return driver.execute_script(

@@ -5,7 +5,7 @@ import os
 from streamlit.testing.v1 import AppTest
 
 from lift_core import jobs
-from lift_core.config import LiftConfig, TrainSettings
+from lift_core.config import LiftConfig
 from lift_core.experiment import RunRequest
 from lift_core.store import ACTIVE, RunStore
 
@@ -30,11 +30,12 @@ def test_the_page_shows_the_draft_device_and_default_settings():
     assert at.title[0].value == "Train"
     defaults = LiftConfig()
     assert at.radio(key="model_kind").value == "bundled"
-    assert at.number_input(key="setting_epochs").value == defaults.train.epochs
+    assert defaults.train.epochs == "auto" and at.checkbox(key="epochs_auto").value
+    assert any("8 for 96 training rows at batch 4" in c.value for c in at.caption)  # iris: 192 steps in 8
+    assert not any(n.key == "setting_epochs" for n in at.number_input)
     assert defaults.train.learning_rate == "auto" and at.checkbox(key="learning_rate_auto").value
     assert any("2.0e-03 for 96 training rows at batch 4" in c.value for c in at.caption)  # iris: 24 steps an epoch
     assert at.number_input(key="setting_r").value == defaults.lora.r
-    assert f"Default: {TrainSettings().epochs}." in at.number_input(key="setting_epochs").help
     assert any("iris" in m.value for m in at.markdown)
     assert any("4-bit QLoRA" in i.value for i in at.info)
     estimate = next(m for m in at.metric if m.label == "Memory estimate")
@@ -50,17 +51,21 @@ def test_the_memory_estimate_follows_a_setting_in_the_same_rerun():
     assert estimate.value != before and "batches of 64 ×" in estimate.proto.help
 
 
-def test_too_few_optimizer_steps_are_pointed_out_with_the_epochs_to_set():
+def test_epochs_set_by_hand_start_from_the_automatic_ones_and_too_few_steps_are_pointed_out():
     at = train_page()  # iris: 96 training rows, 24 steps an epoch at batch 4
-    assert not any("optimizer steps" in i.value for i in at.info)  # 8 epochs: 192 steps
+    assert not any("optimizer steps" in i.value for i in at.info)  # automatic: 8 epochs, 192 steps
+    at.checkbox(key="epochs_auto").uncheck().run()
+    assert at.number_input(key="setting_epochs").value == 8  # what automatic gave
+    assert "Default: auto." in at.number_input(key="setting_epochs").help
     at.number_input(key="setting_epochs").set_value(2).run()
     [advice] = [i.value for i in at.info if "optimizer steps" in i.value]
-    assert "only 48 optimizer steps in 2 epochs" in advice and "Consider 5 epochs" in advice
+    assert "only 48 optimizer steps in 2 epochs" in advice and "Automatic epochs would train 8" in advice
 
 
 def test_settings_survive_a_visit_to_another_page():
     at = train_page()
     at.radio(key="model_kind").set_value("tiny").run()
+    at.checkbox(key="epochs_auto").uncheck().run()
     at.number_input(key="setting_epochs").set_value(3).run()
     at.checkbox(key="learning_rate_auto").uncheck().run()
     assert at.number_input(key="setting_learning_rate").value == 2e-3  # starts from what automatic gave
@@ -78,6 +83,7 @@ def test_settings_survive_a_visit_to_another_page():
 def test_start_with_tiny_trains_in_a_worker_and_a_reload_reattaches():
     at = train_page()
     at.radio(key="model_kind").set_value("tiny").run()
+    at.checkbox(key="epochs_auto").uncheck().run()
     at.number_input(key="setting_epochs").set_value(1).run()
     at.button(key="start").click().run()
     try:
@@ -103,6 +109,7 @@ def test_start_with_tiny_trains_in_a_worker_and_a_reload_reattaches():
 def test_a_double_click_is_one_run():
     at = train_page()
     at.radio(key="model_kind").set_value("tiny").run()
+    at.checkbox(key="epochs_auto").uncheck().run()
     at.number_input(key="setting_epochs").set_value(50).run()
     try:
         at.button(key="start").click().run()
@@ -148,6 +155,7 @@ def test_a_pair_method_shows_its_own_settings_and_runs_in_a_worker():
     at.radio(key="model_kind").set_value("tiny").run()
     estimate = next(m for m in at.metric if m.label == "Memory estimate")
     assert "trained parts with Adam" in estimate.proto.help and "LoRA" not in estimate.proto.help
+    at.checkbox(key="epochs_auto").uncheck().run()
     at.number_input(key="setting_epochs").set_value(1).run()
     at.button(key="start").click().run()
     try:

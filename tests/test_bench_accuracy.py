@@ -33,9 +33,9 @@ def test_quick_accuracy_suite_reports_ours_beside_the_paper(tmp_path):
 def test_quick_sample_size_curve_cuts_the_training_rows(tmp_path):
     run_quick("sample_size.py", tmp_path)
     doc = json.loads((tmp_path / "sample_size.json").read_text())
-    assert [(c["rows"], c["n_train"]) for c in doc["cells"]] == [(8, 8), (16, 16)]
+    assert [(c["rows"], c["n_train"], c["epochs"]) for c in doc["cells"]] == [(8, 8, 1), (16, 16, 1)]
     report = (tmp_path / "sample_size.md").read_text()
-    assert "| 8 | 1 |" in report and "| 16 | 1 |" in report and (tmp_path / "sample_size.html").exists()
+    assert "| 8 | 1 | 1 |" in report and "| 16 | 1 | 1 |" in report and (tmp_path / "sample_size.html").exists()
 
 
 def test_the_suite_measures_every_data_set_once_cheapest_first():

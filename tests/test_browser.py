@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from browser_helpers import (StreamlitServer, choose_radio, choose_select, click_button, click_link, main_text,
-                             make_driver, missing_browser, process_gone, query_param, screenshot, set_number,
-                             settle, train_step, wait_alert, wait_css, wait_download, wait_text, wait_until)
+                             make_driver, missing_browser, process_gone, query_param, screenshot, set_checkbox,
+                             set_number, settle, train_step, wait_alert, wait_css, wait_download, wait_text,
+                             wait_until)
 from lift_core import jobs
 from lift_core.bundle import read_manifest
 from lift_core.store import ACTIVE, RunStore
@@ -79,6 +80,8 @@ def open_page(driver, server: StreamlitServer, path: str, title: str) -> None:
 def start_tiny_run(driver, epochs: int) -> str:
     """On the Train page: pick the tiny model, set the epochs, Start; the run's id from the URL."""
     choose_radio(driver, "Model", TINY_LABEL)
+    settle(driver)
+    set_checkbox(driver, "Automatic epochs", False)
     settle(driver)
     set_number(driver, "Epochs", epochs)
     settle(driver)

@@ -271,6 +271,15 @@ def test_an_automatic_rate_shows_the_rate_the_run_used():
     assert charts.run_settings(fake_run("C"))["learning rate"] == 2e-3
 
 
+def test_automatic_epochs_show_the_epochs_the_run_trained():
+    a, b = fake_run("A"), fake_run("B")
+    for run, used in ((a, 25), (b, None)):  # b: a run that failed before training
+        run["config"]["request"]["lift"]["train"]["epochs"] = "auto"
+        run["metrics"]["models"]["lift"]["epochs"] = used
+    assert charts.run_settings(a)["epochs"] == "auto (25)"
+    assert charts.run_settings(b)["epochs"] == "auto"
+
+
 def test_seed_siblings_are_the_same_settings_with_other_seeds():
     runs = [fake_run("s2", seed=2), fake_run("s0", seed=0), fake_run("other", seed=1, epochs=3),
             fake_run("s1", seed=1)]

@@ -157,7 +157,7 @@ def test_verbalizer_giving_two_classes_one_answer(capsys):
 
 def test_bad_training_setting(capsys):
     msg = one_error_line(capsys, ["run", "--data", "iris", "--model", "tiny", "--epochs", "0"])
-    assert "epochs must be at least 1" in msg
+    assert "epochs must be 'auto' or a whole number of at least 1" in msg
 
 
 def test_a_pair_method_on_a_regression_target(capsys):
@@ -211,6 +211,14 @@ def test_4bit_without_cuda(capsys):
     msg = one_error_line(capsys, ["run", "--data", "iris", "--model", "tiny", "--quantization", "4bit"])
     assert "CUDA" in msg
     assert no_runs_recorded()
+
+
+def test_epochs_take_auto_or_a_whole_number():
+    from lift_core.cli import _parser, _request
+
+    assert _request(_parser().parse_args(["run", "--data", "iris", "--epochs", "auto"])).lift.train.epochs == "auto"
+    assert _request(_parser().parse_args(["run", "--data", "iris", "--epochs", "20"])).lift.train.epochs == 20
+    assert _request(_parser().parse_args(["run", "--data", "iris"])).lift.train.epochs == "auto"
 
 
 def test_argparse_errors_follow_the_same_contract(capsys):
@@ -352,7 +360,7 @@ def test_a_run_of_few_optimizer_steps_says_so_before_it_trains(capsys):
     assert main(["run", "--data", "iris", "--model", "tiny", "--epochs", "1", "--no-baselines"]) == 0
     log = capsys.readouterr().err  # the run's log lines, as the page's log shows them
     note = log.index("note: 96 training rows in batches of 4 make only 24 optimizer steps in 1 epoch,")
-    assert note < log.index("LIFT: training on") and "Consider 5 epochs" in log
+    assert note < log.index("LIFT: training on") and "Automatic epochs would train 8" in log
 
 
 def test_ctrl_c_stops_a_run_after_its_step_and_keeps_it_to_carry_on(capsys, monkeypatch):

@@ -1,10 +1,10 @@
-"""The automatic learning rate and the settings' checks: what every run's rate comes from."""
+"""The automatic learning rate and epochs, and the settings' checks: what every run's rate and length come from."""
 
 import math
 
 import pytest
 
-from lift_core.config import AUTO, LiftConfig, TrainSettings, auto_learning_rate
+from lift_core.config import AUTO, LiftConfig, TrainSettings, auto_epochs, auto_learning_rate, few_steps_advice
 from lift_core.errors import LiftError
 
 
@@ -37,12 +37,35 @@ def test_a_rate_that_is_neither_auto_nor_between_0_and_1_is_refused(rate):
         LiftConfig(train=TrainSettings(learning_rate=rate)).validate()
 
 
-def test_few_steps_advice_names_the_epochs_that_reach_about_100_steps():
-    from lift_core.config import few_steps_advice
+def test_auto_epochs_keep_8_and_reach_about_100_steps_on_small_tables():
+    assert auto_epochs(96, 4) == 8  # iris in full: 24 steps an epoch, 192 in all
+    assert auto_epochs(50, 4) == 8  # 13 steps an epoch: 104 in 8
+    assert auto_epochs(48, 4) == 9  # 12 steps an epoch: 96 in 8, 108 in 9
+    assert auto_epochs(8, 4) == 50  # 2 steps an epoch
+    assert auto_epochs(16, 4) == 25
+    assert auto_epochs(32, 4) == 13  # 8 steps an epoch: 104 steps
+    assert auto_epochs(16, 2, grad_accum=2) == auto_epochs(16, 4)  # steps count, not batches
+    assert auto_epochs(1, 4) == 100 and auto_epochs(0, 4) == 100
 
-    eight_rows = few_steps_advice(8, TrainSettings())  # 2 steps an epoch, 16 in all
+
+def test_auto_epochs_resolve_for_the_rows_and_a_number_is_kept():
+    assert TrainSettings().epochs == AUTO
+    assert TrainSettings().resolved_epochs(8) == 50
+    assert TrainSettings(batch_size=1).resolved_epochs(8) == 13
+    assert TrainSettings(epochs=3).resolved_epochs(8) == 3
+
+
+@pytest.mark.parametrize("epochs", [0, -2, 2.5, "many", None, True])
+def test_epochs_that_are_neither_auto_nor_a_whole_number_are_refused(epochs):
+    with pytest.raises(LiftError, match="epochs must be 'auto' or a whole number of at least 1"):
+        LiftConfig(train=TrainSettings(epochs=epochs)).validate()
+
+
+def test_few_steps_advice_speaks_only_of_epochs_set_by_hand_and_names_the_automatic_ones():
+    assert few_steps_advice(8, TrainSettings()) is None  # automatic: 50 epochs, 100 steps
+    eight_rows = few_steps_advice(8, TrainSettings(epochs=8))  # 2 steps an epoch, 16 in all
     assert "8 training rows in batches of 4 make only 16 optimizer steps in 8 epochs" in eight_rows
-    assert "Consider 50 epochs" in eight_rows
+    assert "Automatic epochs would train 50" in eight_rows
     assert few_steps_advice(8, TrainSettings(epochs=50)) is None  # 100 steps
-    assert few_steps_advice(96, TrainSettings()) is None  # iris in full: 192 steps
-    assert "batches of 8" in few_steps_advice(16, TrainSettings(batch_size=4, grad_accum=2))
+    assert few_steps_advice(96, TrainSettings(epochs=8)) is None  # iris in full: 192 steps
+    assert "batches of 8" in few_steps_advice(16, TrainSettings(epochs=8, batch_size=4, grad_accum=2))

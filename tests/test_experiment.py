@@ -85,6 +85,7 @@ def test_run_exits_0_and_writes_metrics(iris_run):
     assert 0.0 <= m["models"]["lift"]["accuracy"] <= 1.0
     assert m["models"]["lift"]["best_epoch"] == 1 and len(m["history"]) == 1
     assert m["models"]["lift"]["learning_rate"] == 2e-3  # automatic: 96 rows at batch 8 are 12 steps an epoch
+    assert m["models"]["lift"]["epochs"] == 1  # set by hand (--epochs 1)
     assert isinstance(m["models"]["lift"]["bf16"], bool)  # a CPU's probe picks it, and it moves the figures
     assert m["models"]["lift"]["resumed_at_steps"] == []
 

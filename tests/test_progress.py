@@ -32,6 +32,15 @@ def train_steps(store, run_id, steps, total=10, steps_per_epoch=5):
                         elapsed_s=float(step), eta_s=float(total - step))
 
 
+def test_automatic_epochs_are_read_from_the_steps_the_worker_resolved_them_in(store):
+    run_id = new_run(store, epochs="auto")
+    store.mark_running(run_id, os.getpid())
+    assert progress_view(store, run_id)["epochs"] is None  # not yet resolved: no "of auto"
+    store.add_event(run_id, "train", step=1, epoch=0.1, total_steps=250, epochs=25, loss=1.0)
+    view = progress_view(store, run_id)
+    assert view["epochs"] == 25 and view["message"].startswith("Training: Epoch 0.1 of 25 · step 1 of 250")
+
+
 def test_a_queued_run_says_how_many_runs_are_ahead(store):
     first, second = new_run(store), new_run(store)
     view = progress_view(store, second)
