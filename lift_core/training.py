@@ -44,12 +44,21 @@ class _Rows(Dataset):
 ACT_VALUES_PER_LAYER = 20
 
 
-def needs_checkpointing(hidden: int, layers: int, batch_tokens: int, free_bytes: float) -> bool:
+def model_depth(config) -> int | None:
+    """The number of transformer layers a (possibly multimodal) model's config gives, or None."""
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    layers = getattr(config, "num_hidden_layers", None)
+    return int(layers) if layers else None
+
+
+def needs_checkpointing(hidden: int, layers: int | None, batch_tokens: int, free_bytes: float) -> bool:
     """Whether a 4-bit run recomputes its activations in the backward pass (gradient checkpointing,
     which QLoRA's preparation turns on by default). It costs a forward a step, and on small models
     with table rows a GPU step is bound by launches, not memory (H200, SmolLM2-135M in 4-bit, iris:
-    0.56 s a step, docs/benchmarks/gpu-15473d6/), so it is kept only where one batch's bf16 activations would
-    take over half the memory left."""
+    0.56 s a step, docs/benchmarks/gpu-15473d6/), so it is kept only where one batch's bf16
+    activations would take over half the memory left, and wherever the depth is unknown."""
+    if layers is None:
+        return True
     return batch_tokens * hidden * layers * ACT_VALUES_PER_LAYER * 2 > free_bytes / 2
 
 

@@ -176,6 +176,17 @@ def test_checkpointing_choice_follows_activation_size():
     assert not needs_checkpointing(576, 30, 4 * 60, 139e9)
     # A 7B Llama (4096 wide, 32 layers), 4 rows of 1,024 tokens, 20 GB left on a 24 GB card: recompute.
     assert needs_checkpointing(4096, 32, 4 * 1024, 20e9)
+    assert needs_checkpointing(576, None, 4 * 60, 139e9)  # a config that gives no depth: recompute, to be safe
+
+
+def test_the_depth_is_read_from_the_text_part_of_a_config_and_none_when_absent():
+    from types import SimpleNamespace
+
+    from lift_core.training import model_depth
+
+    assert model_depth(SimpleNamespace(num_hidden_layers=30)) == 30
+    assert model_depth(SimpleNamespace(get_text_config=lambda: SimpleNamespace(num_hidden_layers=24))) == 24
+    assert model_depth(SimpleNamespace()) is None
 
 
 def test_qlora_preparation_keeps_unquantized_weights_in_fp32_as_the_estimate_counts_them():
