@@ -67,8 +67,9 @@ def report(doc: dict) -> str:
         f"- **Command:** `{doc['command']}`",
         f"- **Settings:** model `{doc['settings']['model']}`, "
         f"extra arguments `{' '.join(doc['settings']['extra']) or '(none: every default)'}`, "
-        f"epochs per data set {doc['settings'].get('epochs') or '(the default 8 for all)'} "
-        f"(about the same number of optimizer steps for each; 8 is the default), seeds {seeds}; "
+        f"epochs per data set {doc['settings'].get('epochs') or '(the default for all)'} "
+        f"(about the same number of optimizer steps for each; the default, automatic, is 8 on each of these "
+        f"tables), seeds {seeds}; "
         "LIFT's split per seed; test accuracy mean ± population std over the seeds (n = seeds measured).",
         "- **Train s:** mean wall time of training, per-epoch validation included. "
         "**Trained:** parameters the method trains (the base model's are frozen or LoRA-wrapped).",

@@ -416,7 +416,7 @@ def training_curves(events: list[dict]) -> go.Figure:
                                      name=f"best epoch ({best}, kept)",
                                      marker={"symbol": "star", "size": 16, "color": "gold",
                                              "line": {"color": "black", "width": 1}}), row=1, col=2)
-        fig.update_xaxes(title_text="epoch", dtick=1, row=1, col=2)
+        fig.update_xaxes(title_text="epoch", dtick=1 if max(epochs) <= 20 else None, row=1, col=2)
         if key == "val_accuracy":  # a flat curve otherwise gets an axis reaching below 0
             fig.update_yaxes(range=[0, 1.05], row=1, col=2)
     fig.update_layout(legend={"orientation": "h", "y": -0.2})

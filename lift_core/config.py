@@ -7,6 +7,7 @@ The defaults were chosen by measurement on iris with the bundled model on a 2-co
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -150,7 +151,8 @@ class LiftConfig:
             (self.method in METHODS, f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}"),
             (self.pair.virtual_tokens >= 1, "the number of virtual tokens must be at least 1"),
             (self.pair.prefix_hidden >= 1, "the prefix MLP's hidden width must be at least 1"),
-            (t.epochs == AUTO or (isinstance(t.epochs, int) and not isinstance(t.epochs, bool) and t.epochs >= 1),
+            (t.epochs == AUTO or (isinstance(t.epochs, numbers.Integral) and not isinstance(t.epochs, bool)
+                                  and t.epochs >= 1),
              f"epochs must be 'auto' or a whole number of at least 1 (not {t.epochs!r}); try 'auto'"),
             (t.learning_rate == AUTO or (isinstance(t.learning_rate, (int, float)) and 0 < t.learning_rate < 1),
              f"learning rate must be 'auto' or a number between 0 and 1 (not {t.learning_rate!r}); try 'auto'"),

@@ -28,8 +28,8 @@ from lift_core.models import cuda_available, load_model, quantization_to_predict
 from lift_core.predict import generate_answers, score_candidates, softmax_rows
 from lift_core.serialize import Serializer, parse_number
 from lift_core.precision import for_cpu_prediction, use_bf16
-from lift_core.training import (TrainResult, attach_lora, computes_tail_logits, model_depth, needs_checkpointing,
-                                train_adapter, trainable_parameters)
+from lift_core.training import (TrainResult, attach_lora, computes_tail_logits, model_depth, model_width,
+                                needs_checkpointing, train_adapter, trainable_parameters)
 
 STATE_FILE = "lift.json"
 
@@ -137,9 +137,8 @@ class _LiftBase(BaseEstimator):
         if not cuda_available():
             return True
         model = self.lm_.model
-        hidden = model.get_input_embeddings().weight.shape[1]
         longest = max(len(e.prompt_ids) + len(e.answer_ids) for e in examples)
-        return needs_checkpointing(hidden, model_depth(model.config), batch_size * longest,
+        return needs_checkpointing(model_width(model), model_depth(model.config), batch_size * longest,
                                    torch.cuda.mem_get_info()[0])
 
     def _validator(self, eval_set: tuple[pd.DataFrame, Any] | None,

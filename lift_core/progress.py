@@ -227,7 +227,7 @@ def validation_figure(view: dict[str, Any]):
         best = view["best_epoch"]
         if best is not None:
             fig.add_vline(x=best, line_dash="dot", line_color="green", row=1, col=col)
-    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_xaxes(title_text="epoch", dtick=1 if max(epochs) <= 20 else None)  # automatic epochs reach 100
     fig.update_layout(title="Validation after each epoch (dotted: the best epoch, the one kept)",
                       height=320, margin={"t": 70, "b": 40, "l": 50, "r": 20})
     return fig

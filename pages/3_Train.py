@@ -117,7 +117,7 @@ def epochs_setting(train, train_rows: int | None) -> None:
                        f"{train.batch_size * train.grad_accum}.")
         return
     if train.epochs == AUTO:  # just unticked: start from what automatic would have used
-        train.epochs = train.resolved_epochs(train_rows or 0)
+        train.epochs = AUTO_EPOCHS if train_rows is None else train.resolved_epochs(train_rows)
     setting("Epochs", train, DEFAULTS.train, "epochs",
             "Passes over the training rows; the best epoch on validation is kept.", min_value=1, step=1)
 

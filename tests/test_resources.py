@@ -189,6 +189,19 @@ def test_the_depth_is_read_from_the_text_part_of_a_config_and_none_when_absent()
     assert model_depth(SimpleNamespace()) is None
 
 
+def test_the_width_is_the_config_hidden_size_even_where_the_embeddings_are_narrower():
+    from transformers import AutoModelForCausalLM, OPTConfig
+
+    from lift_core.training import model_width
+
+    opt = OPTConfig(vocab_size=64, hidden_size=32, word_embed_proj_dim=16, num_hidden_layers=1, ffn_dim=64,
+                    num_attention_heads=2, max_position_embeddings=32)  # as OPT-350m: 1,024 wide, 512 embeddings
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(opt)
+    assert model.get_input_embeddings().weight.shape[1] == 16 and model_width(model) == 32
+    assert resources.shape_of(model).hidden == 32
+
+
 def test_qlora_preparation_keeps_unquantized_weights_in_fp32_as_the_estimate_counts_them():
     """The premise of the 4-bit estimate's ``other * 4``, on a bf16 model (on CPU nothing is
     quantized, so every frozen weight is one bitsandbytes would leave alone)."""
