@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -89,11 +90,12 @@ def add_pause_option(ap: argparse.ArgumentParser) -> None:
 
 
 def recorded_command(script: str, argv: list[str]) -> str:
-    """The command as recorded in a report: pausing changes no result, so ``--pause-file`` is left out."""
+    """The command as recorded in a report, quoted to paste back into a shell; pausing changes no
+    result, so ``--pause-file`` is left out."""
     if "--pause-file" in argv:
         i = argv.index("--pause-file")
         argv = argv[:i] + argv[i + 2:]
-    return " ".join(["python", f"bench/{script}", *[a for a in argv if not a.startswith("--pause-file=")]])
+    return shlex.join(["python", f"bench/{script}", *[a for a in argv if not a.startswith("--pause-file=")]])
 
 
 # The widest matrix instructions decide whether bf16 training pays on a CPU (the run probes it):

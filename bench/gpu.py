@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -185,7 +186,7 @@ def main() -> int:
     here = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "device": device,
             # The GPU machine gets the working tree without .git: the caller passes the commit in LIFT_COMMIT.
             "commit": os.environ.get("LIFT_COMMIT") or commit(),
-            "command": " ".join(["python", "bench/gpu.py", *sys.argv[1:]])}
+            "command": shlex.join(["python", "bench/gpu.py", *sys.argv[1:]])}
     try:
         doc = resumed(args.resume, settings) if args.resume else {"runs": []}
     except (OSError, ValueError) as exc:

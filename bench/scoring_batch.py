@@ -17,6 +17,7 @@ weights do not matter, and generation runs its GENERATED tokens on every row. Wr
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 import time
@@ -139,7 +140,7 @@ def main() -> int:
         if args.out == ROOT / "docs" / "benchmarks":
             args.out = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
     doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "commit": commit(),
-           "command": " ".join(["python", "bench/scoring_batch.py", *sys.argv[1:]]), "model": args.model,
+           "command": shlex.join(["python", "bench/scoring_batch.py", *sys.argv[1:]]), "model": args.model,
            "eval_batch_size": LiftConfig().eval_batch_size, "tokens_per_batch": predict.TOKENS_PER_BATCH,
            "generated": GENERATED,
            "datasets": [measure(d, args.model, args.rows, args.batches) for d in args.datasets]}

@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -245,7 +246,7 @@ def main() -> int:
         print(f"{name}: {training[-1]['tokens_per_s']:.0f} tokens/s, accuracy {training[-1]['test_accuracy']:.3f}",
               flush=True)
     doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "commit": commit(),
-           "command": " ".join(["python", "bench/speed.py", *sys.argv[1:]]), "data": args.data,
+           "command": shlex.join(["python", "bench/speed.py", *sys.argv[1:]]), "data": args.data,
            "model": args.model, "epochs": args.epochs, "seed": args.seed, "training": training,
            "end_to_end": end_to_end(args.data, args.model, args.e2e_epochs)}
     print(f"report: {save_results(args.out, 'speed', doc, report(doc))}")

@@ -2,6 +2,7 @@
 recorded command leaves the pause out (it changes no result)."""
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,12 @@ def test_the_recorded_command_leaves_the_pause_out():
     assert recorded_command("accuracy.py", ["--datasets", "iris", "--pause-file", "/tmp/p", "--seeds", "0"]) == \
         "python bench/accuracy.py --datasets iris --seeds 0"
     assert recorded_command("methods.py", ["--pause-file=/tmp/p"]) == "python bench/methods.py"
+
+
+def test_the_recorded_command_can_be_pasted_back_into_a_shell():
+    """An --extra value with a space must stay one argument, or the report's command runs something else."""
+    command = recorded_command("accuracy.py", ["--extra", "--epochs 16", "--out", "docs/x"])
+    assert shlex.split(command)[2:] == ["--extra", "--epochs 16", "--out", "docs/x"]
 
 
 def test_a_run_of_a_few_cells_keeps_the_command_that_reproduces_them_all(tmp_path: Path):
