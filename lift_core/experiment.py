@@ -154,18 +154,26 @@ def make_estimator(task: str, config: LiftConfig, target: str, classes: list | N
     return LiftRegressor(config, target=target)
 
 
+# What the run's LIFT metrics hold about how it trained, apart from how it scored on the test rows.
+TRAINING_FIGURES = frozenset({"trainable_parameters", "best_epoch", "learning_rate", "epochs", "train_seconds",
+                              "tokens_per_s", "fit_seconds"})
+
+
 def model_card(manifest: dict[str, Any]) -> str:
     m = manifest
     method = (m.get("config") or {}).get("method", "lift")
     kind = ("A LoRA adapter (LIFT: Language-Interfaced Fine-Tuning)" if method not in PAIR_METHODS else
             f"A {METHOD_LABELS[method]} adapter (trained prefix/prompt parts and head; the base model stays frozen)")
-    metric_lines = "\n".join(f"- {k}: {v:.4g}" for k, v in m["metrics"].items() if isinstance(v, (int, float)))
+    numbers = {k: v for k, v in m["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    metric_lines = "\n".join(f"- {k}: {v:.4g}" for k, v in numbers.items() if k not in TRAINING_FIGURES)
+    training_lines = "\n".join(f"- {k}: {v:.4g}" for k, v in numbers.items() if k in TRAINING_FIGURES)
     return (
         f"# LIFT adapter: {m['target']} from {m['dataset']}\n\n"
         f"{kind} for `{m['base_model']}` trained with LIFT Studio "
         f"to predict `{m['target']}` ({m['task']}) from {len(m['features'])} feature(s).\n\n"
         f"Prompt template: `{m['prompt']['template']}`. Trained on {m['n_train']} rows, "
         f"best validation epoch {m.get('best_epoch')}.\n\n## Test metrics\n{metric_lines}\n\n"
+        f"## Training\n{training_lines}\n\n"
         "## Use\n`python -m lift_core predict --adapter adapter.zip --data new.csv --out predictions.csv`\n"
     )
 
@@ -191,6 +199,19 @@ CHECKPOINT_REQUEST = "request.json"
 CHECKPOINT_LOCK = ".lock"
 
 
+def _differing_keys(mine: dict, theirs: dict, at: str = "") -> list[str]:
+    """Dotted paths of the settings that differ (``lift.train.epochs``, not ``lift``): the message
+    must say what to give the same."""
+    out = []
+    for k in sorted(set(mine) | set(theirs)):
+        a, b = mine.get(k), theirs.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differing_keys(a, b, f"{at}{k}.")
+        elif a != b:
+            out.append(f"{at}{k}")
+    return out
+
+
 def open_checkpoints(request: RunRequest, folder: Path) -> Path:
     """``folder``, checked to hold this run's checkpoints or none: carrying on from another run's
     weights would mix two experiments without a word."""
@@ -203,7 +224,7 @@ def open_checkpoints(request: RunRequest, folder: Path) -> Path:
     if path.is_file() and latest_checkpoint(folder) is not None:
         theirs = json.loads(path.read_text())
         if theirs != mine:
-            differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            differ = _differing_keys(mine, theirs)
             raise LiftError(f"{folder} holds the checkpoints of another run (it differs in {', '.join(differ)}): "
                             "give the same settings to carry that run on, or start afresh (Run again on the Runs "
                             "page, or an empty checkpoint folder)")

@@ -113,7 +113,7 @@ def epochs_setting(train, train_rows: int | None) -> None:
     if auto:
         train.epochs = AUTO
         if train_rows is not None:
-            st.caption(f"{train.resolved_epochs(train_rows)} for {train_rows} training rows at batch "
+            st.caption(f"{train.resolved_epochs(train_rows)} epochs for {train_rows} training rows at batch "
                        f"{train.batch_size * train.grad_accum}.")
         return
     if train.epochs == AUTO:  # just unticked: start from what automatic would have used

@@ -31,7 +31,7 @@ def test_the_page_shows_the_draft_device_and_default_settings():
     defaults = LiftConfig()
     assert at.radio(key="model_kind").value == "bundled"
     assert defaults.train.epochs == "auto" and at.checkbox(key="epochs_auto").value
-    assert any("8 for 96 training rows at batch 4" in c.value for c in at.caption)  # iris: 192 steps in 8
+    assert any("8 epochs for 96 training rows at batch 4" in c.value for c in at.caption)  # iris: 192 steps in 8
     assert not any(n.key == "setting_epochs" for n in at.number_input)
     assert defaults.train.learning_rate == "auto" and at.checkbox(key="learning_rate_auto").value
     assert any("2.0e-03 for 96 training rows at batch 4" in c.value for c in at.caption)  # iris: 24 steps an epoch

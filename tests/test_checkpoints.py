@@ -187,6 +187,10 @@ def test_the_checkpoint_folder_must_be_this_runs_or_empty(tmp_path):
     open_checkpoints(RunRequest(data="iris", seed=1, lift=tiny_config(), baselines=False), folder)  # no matter
     with pytest.raises(LiftError, match="differs in seed"):
         open_checkpoints(request, folder)
+    longer = RunRequest(data="iris", seed=1, lift=tiny_config())
+    longer.lift.train.epochs = 16
+    with pytest.raises(LiftError, match=r"differs in lift\.train\.epochs\)"):  # the setting, not all of "lift"
+        open_checkpoints(longer, folder)
     with checkpoints_held(RunRequest(data="iris", seed=1, lift=tiny_config()), folder):
         with pytest.raises(LiftError, match="another run is using"):
             with checkpoints_held(RunRequest(data="iris", seed=1, lift=tiny_config()), folder):

@@ -110,6 +110,16 @@ def test_run_writes_the_adapter_zip_and_predictions(iris_run):
     np.testing.assert_allclose(preds[[f"P({c})" for c in CLASSES]].sum(axis=1), 1.0, atol=1e-6)
 
 
+def test_the_model_card_keeps_training_figures_out_of_the_test_metrics(iris_run):
+    import zipfile
+
+    with zipfile.ZipFile(iris_run.out / "adapter.zip") as z:
+        card = z.read("README.md").decode()
+    tested, trained = card.split("## Test metrics")[1].split("## Training")
+    assert "- accuracy:" in tested and "epochs" not in tested and "learning_rate" not in tested
+    assert "- epochs: 1" in trained and "- learning_rate:" in trained
+
+
 def test_run_is_recorded_as_succeeded(iris_run):
     assert len(iris_run.runs) == 1
     run = iris_run.runs[0]
