@@ -24,6 +24,7 @@ by ``--rebaseline`` (seconds a cell: no language model is involved).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import shlex
@@ -52,8 +53,17 @@ CHEAP_FIRST = ["iris", "wine", "moons", "blobs", "nine_clusters", "circles", "tw
                "breast_cancer", "digits"]
 
 
+def checkpoint_folder(checkpoints: Path, data: str, seed: int, model: str, extra: list[str]) -> Path:
+    """One folder a cell and its settings: a cell stopped with ``--extra "--epochs 16"`` and the
+    same cell at the defaults must not share one, or the second is refused the first's checkpoints."""
+    name = f"accuracy-{data}-seed{seed}-{re.sub(r'[^A-Za-z0-9_.-]', '_', model)}"
+    if extra:  # the defaults keep the name they always had, so a stopped default cell still carries on
+        name += "-" + hashlib.sha1(shlex.join(extra).encode()).hexdigest()[:8]
+    return checkpoints / name
+
+
 def run_cell(data: str, seed: int, model: str, extra: list[str], checkpoints: Path) -> dict:
-    folder = checkpoints / f"accuracy-{data}-seed{seed}-{re.sub(r'[^A-Za-z0-9_.-]', '_', model)}"
+    folder = checkpoint_folder(checkpoints, data, seed, model, extra)
     doc, wall = run_cli(["--data", data, "--model", model, "--seed", str(seed), *extra, "--checkpoint-dir", str(folder)])
     main = "accuracy" if doc["task"] == "classification" else "rae"
     keep = ("accuracy", "macro_f1", "invalid_rate") if main == "accuracy" else ("rae", "rae_filtered", "rmse",

@@ -6,9 +6,17 @@ import json
 import pytest
 
 from bench_helpers import run_quick, spy_on_baselines
-from bench.accuracy import (CHEAP_FIRST, DATASETS, _cpu, cell_request, chart, readme_block, readme_blocks,
-                            report, summary)
+from bench.accuracy import (CHEAP_FIRST, DATASETS, _cpu, cell_request, chart, checkpoint_folder, readme_block,
+                            readme_blocks, report, summary)
 from bench.cells import DEFAULT_OUT, README, machine, readme_marks, rebaseline, with_readme_blocks
+
+
+def test_a_cell_with_other_settings_keeps_its_checkpoints_apart(tmp_path):
+    default = checkpoint_folder(tmp_path, "iris", 0, "bundled", [])
+    assert default.name == "accuracy-iris-seed0-bundled"  # the name stopped default cells were left under
+    longer = checkpoint_folder(tmp_path, "iris", 0, "bundled", ["--epochs", "16"])
+    assert longer != default and longer == checkpoint_folder(tmp_path, "iris", 0, "bundled", ["--epochs", "16"])
+    assert longer != checkpoint_folder(tmp_path, "iris", 0, "bundled", ["--epochs", "24"])
 
 
 @pytest.mark.slow
