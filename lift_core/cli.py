@@ -27,22 +27,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
 
 
-def _learning_rate(text: str) -> float | str:
-    if text == AUTO:
-        return AUTO
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'auto'; write e.g. 5e-4") from None
+def _auto_or(kind: type, what: str, example: str):
+    """An argparse type for settings that take 'auto' or a value (the learning rate, the epochs)."""
+    def parse(text: str):
+        if text == AUTO:
+            return AUTO
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what} or 'auto'; write e.g. {example}") from None
+    return parse
 
 
-def _epochs(text: str) -> int | str:
-    if text == AUTO:
-        return AUTO
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number or 'auto'; write e.g. 20") from None
+_learning_rate = _auto_or(float, "a number", "5e-4")
+_epochs = _auto_or(int, "a whole number", "20")
 
 
 def _parser() -> argparse.ArgumentParser:
