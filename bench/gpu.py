@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -48,7 +47,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import commit, machine, save_results  # noqa: E402
+from bench.cells import commit, machine, recorded_command, save_results  # noqa: E402
 from bench.speed import run_variant  # noqa: E402
 from lift_core.config import AUTO_EPOCHS  # noqa: E402
 from lift_core.models import BUNDLED, TINY, cuda_available, load_tokenizer  # noqa: E402
@@ -186,7 +185,7 @@ def main() -> int:
     here = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "device": device,
             # The GPU machine gets the working tree without .git: the caller passes the commit in LIFT_COMMIT.
             "commit": os.environ.get("LIFT_COMMIT") or commit(),
-            "command": shlex.join(["python", "bench/gpu.py", *sys.argv[1:]])}
+            "command": recorded_command("gpu.py", sys.argv[1:])}
     try:
         doc = resumed(args.resume, settings) if args.resume else {"runs": []}
     except (OSError, ValueError) as exc:

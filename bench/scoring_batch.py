@@ -17,7 +17,6 @@ weights do not matter, and generation runs its GENERATED tokens on every row. Wr
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import commit, machine, save_results  # noqa: E402
+from bench.cells import commit, machine, recorded_command, save_results  # noqa: E402
 from lift_core import predict  # noqa: E402
 from lift_core.config import LiftConfig  # noqa: E402
 from lift_core.estimator import LiftClassifier  # noqa: E402
@@ -140,7 +139,7 @@ def main() -> int:
         if args.out == ROOT / "docs" / "benchmarks":
             args.out = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
     doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "commit": commit(),
-           "command": shlex.join(["python", "bench/scoring_batch.py", *sys.argv[1:]]), "model": args.model,
+           "command": recorded_command("scoring_batch.py", sys.argv[1:]), "model": args.model,
            "eval_batch_size": LiftConfig().eval_batch_size, "tokens_per_batch": predict.TOKENS_PER_BATCH,
            "generated": GENERATED,
            "datasets": [measure(d, args.model, args.rows, args.batches) for d in args.datasets]}

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import resource
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cells import commit, machine, save_results  # noqa: E402
+from bench.cells import commit, machine, recorded_command, save_results  # noqa: E402
 from lift_core.config import AUTO_EPOCHS, LiftConfig, TrainSettings  # noqa: E402
 from lift_core.estimator import LiftClassifier  # noqa: E402
 from lift_core.examples import pad_batch  # noqa: E402
@@ -246,7 +245,7 @@ def main() -> int:
         print(f"{name}: {training[-1]['tokens_per_s']:.0f} tokens/s, accuracy {training[-1]['test_accuracy']:.3f}",
               flush=True)
     doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "commit": commit(),
-           "command": shlex.join(["python", "bench/speed.py", *sys.argv[1:]]), "data": args.data,
+           "command": recorded_command("speed.py", sys.argv[1:]), "data": args.data,
            "model": args.model, "epochs": args.epochs, "seed": args.seed, "training": training,
            "end_to_end": end_to_end(args.data, args.model, args.e2e_epochs)}
     print(f"report: {save_results(args.out, 'speed', doc, report(doc))}")

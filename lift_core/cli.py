@@ -14,7 +14,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from lift_core.config import AUTO, METHODS
 from lift_core.errors import LiftError
@@ -27,9 +27,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
 
 
-def _auto_or(kind: type, what: str, example: str):
+def _auto_or(kind: type, what: str, example: str) -> Callable[[str], float | int | str]:
     """An argparse type for settings that take 'auto' or a value (the learning rate, the epochs)."""
-    def parse(text: str):
+    def parse(text: str) -> float | int | str:
         if text == AUTO:
             return AUTO
         try:
