@@ -661,9 +661,20 @@ def run_settings(run: dict) -> dict[str, Any]:
     }
 
 
+def _trained_with(run: dict) -> dict[str, Any]:
+    """A run's settings with the epochs and rate it trained with where it recorded them, so an
+    automatic "auto (8)" and a chosen 8 are not a difference between two runs that both trained 8."""
+    used = _stored_model(run, LIFT)
+    settings = run_settings(run)
+    for key, stored in (("epochs", "epochs"), ("learning rate", "learning_rate")):
+        if used.get(stored) is not None:
+            settings[key] = used[stored]
+    return settings
+
+
 def differing_settings(runs: Sequence[dict]) -> list[str]:
     """The settings whose value is not the same in every run (what a comparison is about)."""
-    settings = [run_settings(r) for r in runs]
+    settings = [_trained_with(r) for r in runs]
     if len(settings) < 2:
         return []
     return [k for k in settings[0] if len({json.dumps(s.get(k), default=str) for s in settings}) > 1]

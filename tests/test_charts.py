@@ -280,6 +280,16 @@ def test_automatic_epochs_show_the_epochs_the_run_trained():
     assert charts.run_settings(b)["epochs"] == "auto"
 
 
+def test_automatic_and_chosen_settings_that_trained_alike_are_no_difference():
+    auto, chosen, other = fake_run("A"), fake_run("B"), fake_run("C", epochs=12)
+    auto["config"]["request"]["lift"]["train"].update(epochs="auto", learning_rate="auto")
+    for run, epochs in ((auto, 6), (chosen, 6), (other, 12)):
+        run["metrics"]["models"]["lift"].update(epochs=epochs, learning_rate=2e-3)
+    assert charts.differing_settings([auto, chosen]) == []
+    assert charts.differing_settings([auto, chosen, other]) == ["epochs"]
+    assert charts.compare_table([auto, other])["epochs"].tolist() == ["auto (6)", 12]
+
+
 def test_seed_siblings_are_the_same_settings_with_other_seeds():
     runs = [fake_run("s2", seed=2), fake_run("s0", seed=0), fake_run("other", seed=1, epochs=3),
             fake_run("s1", seed=1)]
