@@ -49,7 +49,8 @@ def auto_epochs(train_rows: int, batch_size: int, grad_accum: int = 1) -> int:
 
     At 8 epochs and batch 4, 8 iris rows are 16 steps and scored 0.32 ± 0.02, near chance; in 100
     steps (50 epochs) they scored 0.744 ± 0.235 (docs/benchmarks/sample-size-50-epochs/). Tables of
-    50 rows or more at batch 4 keep 8 epochs, as every table of the accuracy suite does.
+    49 training rows or more at batch 4 (13 steps an epoch) keep 8 epochs, as every table of the
+    accuracy suite does.
     """
     return max(AUTO_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch(train_rows, batch_size, grad_accum)))
 
