@@ -164,11 +164,14 @@ class Serializer:
         text = self.spec.template
         if not text.strip():
             raise LiftError("the prompt template is empty; pick a named template or write one with {column} placeholders")
-        unknown = [name for name in _PLACEHOLDER.findall(_unescape_braces_for_scan(text)) if name not in self.features]
+        unknown = [part for part, named in _template_parts(text) if named and part not in self.features]
         if unknown:
+            braced = [f for f in self.features if "{" in f or "}" in f]
+            hint = (f" (a column whose name holds a brace, such as {braced[0]!r}, cannot be a placeholder: "
+                    "rename it in your file)" if braced else "")
             raise LiftError(
                 f"the template names unknown column(s) {', '.join(repr(u) for u in unknown)}; "
-                f"placeholders must be one of: {_short_list(self.features)}")
+                f"placeholders must be one of: {_short_list(self.features)}{hint}")
 
     def prompt(self, row: dict[str, Any] | pd.Series) -> str:
         values = {f: format_value(row[f], self.precision, self.spec.missing_word) for f in self.features}
@@ -216,30 +219,30 @@ def class_key(value: Any) -> str:
     return str(value)
 
 
-def _render_custom(template: str, values: dict[str, str]) -> str:
-    out: list[str] = []
+def _template_parts(template: str) -> list[tuple[str, bool]]:
+    """The template read left to right as (text, is_placeholder) parts, ``{{``/``}}`` as literal
+    braces: the check and the rendering must read it the same way, or a name the check never saw
+    (``{a}}{b}``) fails at rendering."""
+    parts: list[tuple[str, bool]] = []
     i = 0
     while i < len(template):
-        if template.startswith("{{", i):
-            out.append("{")
-            i += 2
-        elif template.startswith("}}", i):
-            out.append("}")
+        if template.startswith(("{{", "}}"), i):
+            parts.append((template[i], False))
             i += 2
         elif template[i] == "{":
             m = _PLACEHOLDER.match(template, i)
             if m is None:
                 raise LiftError(f"unmatched '{{' at position {i} of the template; write '{{{{' for a literal brace")
-            out.append(values[m.group(1)])
+            parts.append((m.group(1), True))
             i = m.end()
         else:
-            out.append(template[i])
+            parts.append((template[i], False))
             i += 1
-    return "".join(out)
+    return parts
 
 
-def _unescape_braces_for_scan(template: str) -> str:
-    return template.replace("{{", "").replace("}}", "")
+def _render_custom(template: str, values: dict[str, str]) -> str:
+    return "".join(values[part] if named else part for part, named in _template_parts(template))
 
 
 def _capitalize(text: str) -> str:

@@ -47,6 +47,23 @@ def test_custom_template_unknown_column_is_a_clear_error():
         ser("{petal} is it?")
 
 
+def test_the_check_reads_braces_as_rendering_does():
+    # "}}" right after a placeholder: left to right that is "{petal}" then a literal "}", so the
+    # check must name 'petal' (scanning with every "}}" removed once hid it, and rendering failed)
+    with pytest.raises(LiftError, match="unknown column.*'petal'"):
+        ser("x {petal}}{sepal length}")
+    assert ser("{sepal length}}}").prompt(ROW) == "5.1}"
+    with pytest.raises(LiftError, match="unmatched '{' at position 2"):
+        ser("x {sepal length")
+
+
+def test_a_column_with_a_brace_in_its_name_says_it_cannot_be_a_placeholder():
+    s = Serializer(PromptSpec(template="lift_names"), ["cost}", "b"], "y", "classification", [0, 1])
+    assert s.prompt({"cost}": 1, "b": 2}).startswith("When we have cost}=1, b=2")
+    with pytest.raises(LiftError, match=r"unknown column\(s\) 'cost'.*'cost}', cannot be a placeholder"):
+        Serializer(PromptSpec(template="{cost}}"), ["cost}", "b"], "y", "classification", [0, 1])
+
+
 def test_missing_values_are_written_as_a_word():
     row = dict(ROW, **{"sepal length": float("nan"), "colour/shade": None})
     assert ser().prompt(row) == (
