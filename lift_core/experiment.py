@@ -371,7 +371,7 @@ def run_and_record(request: RunRequest, store: RunStore, run_id: str, out: Path 
     """``run_experiment`` with the run's final status always recorded, whatever happens."""
     import os
 
-    store.mark_running(run_id, os.getpid(), os.getpgid(0) if hasattr(os, "getpgid") else None)
+    store.mark_running(run_id, os.getpid())
     try:
         return run_experiment(request, store, run_id, out, say, on_event, checkpoint_dir)
     except TrainingCancelled:  # someone asked it to stop: cancelled, not failed

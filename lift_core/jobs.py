@@ -88,7 +88,7 @@ def dispatch(store: RunStore | None = None) -> str | None:
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         log.close()
-        store.mark_running(run_id, proc.pid, proc.pid)
+        store.mark_running(run_id, proc.pid)
         return run_id
 
 
@@ -187,7 +187,7 @@ def reopen(run_id: str, store: RunStore, claim_pid: int | None = None) -> RunReq
         store.requeue(run_id, keep_through_step=step)
         store.log(run_id, f"carrying on from the checkpoint at step {step}")
         if claim_pid is not None:
-            store.mark_running(run_id, claim_pid, os.getpgid(claim_pid))
+            store.mark_running(run_id, claim_pid)
     return request
 
 
@@ -207,7 +207,7 @@ def record_here(request: RunRequest, store: RunStore) -> str:
         run_id = store.create_run({"request": request.to_dict(), "request_key": request_key(request)},
                                   name=f"{request.data} · {request.lift.model}", dataset=request.data,
                                   model=request.lift.model, method=request.lift.method)
-        store.mark_running(run_id, os.getpid(), os.getpgid(0))
+        store.mark_running(run_id, os.getpid())
     return run_id
 
 
@@ -223,9 +223,8 @@ def stop(run_id: str, store: RunStore | None = None, grace_s: float = 5.0) -> No
     if run is None:
         raise LiftError(f"no run {run_id!r} to stop")
     store.request_cancel(run_id)
-    pgid = run.get("pgid")
-    if run["status"] == RUNNING and pgid:
-        _end_group(int(pgid), grace_s, settle_s=_settle_seconds(store, run_id))
+    if run["status"] == RUNNING and run.get("pid"):
+        _end(int(run["pid"]), run.get("pgid"), grace_s, settle_s=_settle_seconds(store, run_id))
     store.reconcile()
     dispatch(store)
 
@@ -239,17 +238,33 @@ def _settle_seconds(store: RunStore, run_id: str) -> float:
     return min(STOP_WAIT_S, 3.0 + 2.0 * last[0]["elapsed_s"] / last[0]["step"])
 
 
-def _end_group(pgid: int, grace_s: float, settle_s: float = 0.0) -> None:
-    members = [p for p in psutil.process_iter(["pid"]) if _pgid(p.pid) == pgid]
+def _end(pid: int, pgid: int | None, grace_s: float, settle_s: float = 0.0) -> None:
+    """End a run's processes: its whole group when it leads one (a worker and whatever it started),
+    else the process and its children only (a command-line run, in its shell's group)."""
+    if pgid is not None:
+        members = [p for p in psutil.process_iter(["pid"]) if _pgid(p.pid) == pgid]
+    else:
+        try:
+            root = psutil.Process(pid)
+            members = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
     if settle_s > 0:  # asked to stop: it may end by itself, having kept its step
         _, members = psutil.wait_procs(members, timeout=settle_s)
         if not members:
             return
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
+        if pgid is not None:
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                return
+        else:
+            for p in members:
+                try:
+                    p.send_signal(sig)  # psutil checks it is still the same process, not a reused pid
+                except psutil.NoSuchProcess:
+                    pass
         _, alive = psutil.wait_procs(members, timeout=grace_s)
         if not alive:
             return

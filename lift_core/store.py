@@ -305,12 +305,17 @@ class RunStore:
             rows = conn.execute(query + " ORDER BY created DESC, id DESC", args).fetchall()
         return [self._decode(row) for row in rows]
 
-    def mark_running(self, run_id: str, pid: int, pgid: int | None = None) -> None:
-        """Tie the run to its process; refuses a run that already ended (say, cancelled queued)."""
+    def mark_running(self, run_id: str, pid: int) -> None:
+        """Tie the run to its process; refuses a run that already ended (say, cancelled queued).
+
+        The process group is recorded only when the process leads it (a worker the queue started in
+        its own session): a command-line run shares its shell's, script's or pipeline's group, which
+        stopping the run must not end."""
         try:
             pid_started: float | None = psutil.Process(pid).create_time()
-        except psutil.Error:
-            pid_started = None  # already gone: reconcile will mark the run failed
+            pgid = pid if os.getpgid(pid) == pid else None
+        except (psutil.Error, OSError):
+            pid_started, pgid = None, None  # already gone: reconcile will mark the run failed
         now = time.time()
         with self._tx(write=True) as conn:
             row = self._require(conn, run_id)

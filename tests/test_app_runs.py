@@ -74,7 +74,7 @@ def test_delete_of_a_running_run_is_refused(tmp_path, monkeypatch):
 
     store = RunStore()
     run_id = store.create_run({}, name="busy", dataset="iris", model="tiny", method="lift")
-    store.mark_running(run_id, os.getpid(), os.getpgid(0))  # this test process stands in for a worker
+    store.mark_running(run_id, os.getpid())  # this test process stands in for a worker
     at = _page(run_id)
     confirm_delete(at)
     assert not at.exception

@@ -3,7 +3,10 @@
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -14,6 +17,8 @@ from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest
 from lift_core.store import RunStore
 from lift_core.training import STATE_FILE, latest_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_request(epochs=1, seed=0, batch_size=8):
@@ -67,6 +72,28 @@ def test_stop_ends_the_process_and_marks_the_run_cancelled(store):
     jobs.stop(run_id, store)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert store.get(run_id)["status"] == "cancelled"
+
+
+def test_stopping_a_command_line_run_spares_the_shell_that_started_it(store, tmp_path):
+    """A run the command line trains itself sits in its caller's process group (a script, a pipe
+    to tee): Stop ends that process and its children, not the group."""
+    run_id = store.create_run({})
+    child = (f"import os, time; from lift_core.store import RunStore; "
+             f"RunStore({str(store.root)!r}).mark_running({run_id!r}, os.getpid()); time.sleep(120)")
+    script = f'"$0" -c "$1"; echo spared > {tmp_path}/after; sleep 120'
+    shell = subprocess.Popen(["sh", "-c", script, sys.executable, child], start_new_session=True,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        run = wait_for(lambda: (r := store.get(run_id))["status"] == "running" and r)
+        assert run["pid"] != shell.pid and run["pgid"] is None  # not its group's leader: no group kept
+        jobs.stop(run_id, store, grace_s=2.0)
+        assert not psutil.pid_exists(run["pid"]) or psutil.Process(run["pid"]).status() == psutil.STATUS_ZOMBIE
+        wait_for(lambda: (tmp_path / "after").exists(), timeout=10)
+        assert shell.poll() is None  # the shell carried on past its child
+        assert store.get(run_id)["status"] == "cancelled"
+    finally:
+        os.killpg(shell.pid, signal.SIGKILL)
+        shell.wait()
 
 
 def test_a_stopped_run_keeps_the_step_it_stopped_at_and_carries_on_from_it(store):

@@ -286,7 +286,7 @@ def test_a_newer_schema_is_refused(store: RunStore) -> None:
 
 def test_requeue_reopens_an_ended_run_and_drops_the_steps_to_train_again(store: RunStore) -> None:
     run_id = store.create_run({})
-    store.mark_running(run_id, os.getpid(), os.getpgid(0))
+    store.mark_running(run_id, os.getpid())
     for step in (1, 2, 3, 4):
         store.add_event(run_id, "train", step=step, loss=1.0 / step)
     store.add_event(run_id, "eval", step=2, epoch=1, val_accuracy=0.5)
