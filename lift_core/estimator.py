@@ -9,6 +9,8 @@ class or mean: it is never dropped from a metric (LIFT's code dropped them).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -195,25 +197,28 @@ class _LiftBase(BaseEstimator):
         not be able to switch on a hub model's own Python code.
         """
         folder = Path(folder)
-        try:
+        with _damaged_state(folder):
             state = json.loads((folder / STATE_FILE).read_text())
-            state["task"], state["config"], state["features"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise LiftError(f"{folder} holds no LIFT Studio adapter (its {STATE_FILE} is missing or damaged); "
-                            "load an adapter.zip exported by LIFT Studio") from exc
-        config = LiftConfig.from_dict(state["config"])
-        config.trust_remote_code = trust_remote_code
-        if config.method in PAIR_METHODS:
-            cls = PairClassifier
-        else:
-            cls = LiftClassifier if state["task"] == "classification" else LiftRegressor
-        est = cls(config, target=state["target"])
-        est._load_target_state(state)
-        est.bf16_ = bool(state.get("bf16", False))  # predict in the precision it was validated in
+            if not (isinstance(state, dict) and isinstance(state.get("config"), dict)
+                    and state.get("task") in ("classification", "regression")
+                    and isinstance(state.get("features"), list) and all(isinstance(f, str) for f in state["features"])
+                    and isinstance(state["config"].get("model"), str)):
+                raise ValueError("not the shape LIFT Studio writes")
+            config = LiftConfig.from_dict(state["config"])
+            config.validate()
+            config.trust_remote_code = trust_remote_code
+            if config.method in PAIR_METHODS:
+                cls = PairClassifier
+            else:
+                cls = LiftClassifier if state["task"] == "classification" else LiftRegressor
+            est = cls(config, target=state["target"])
+            est._load_target_state(state)
+            est.bf16_ = bool(state.get("bf16", False))  # predict in the precision it was validated in
         cfg = est._cfg()
         est.lm_ = load_model(cfg.model, quantization_to_predict(state.get("quantization"), cfg.quantization),
                              cfg.trust_remote_code)
-        est._bind(list(state["features"]), getattr(est, "classes_", None))
+        with _damaged_state(folder):  # its prompt settings, read by the serializer
+            est._bind(list(state["features"]), getattr(est, "classes_", None))
         try:
             est._load_weights(folder)
         except Exception as exc:  # noqa: BLE001 - peft/torch raise RuntimeError/ValueError/KeyError on a bad adapter
@@ -226,6 +231,19 @@ class _LiftBase(BaseEstimator):
         from peft import PeftModel
 
         self.lm_.model = PeftModel.from_pretrained(self.lm_.model, folder, is_trainable=False)
+
+
+@contextmanager
+def _damaged_state(folder: Path) -> Iterator[None]:
+    """A lift.json that is missing, not JSON or not the shape ``save`` writes (a zip edited or made
+    elsewhere) is the user's to fix, not a traceback."""
+    try:
+        yield
+    except LiftError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise LiftError(f"{folder} holds no LIFT Studio adapter (its {STATE_FILE} is missing or damaged: "
+                        f"{str(exc)[:120]}); load an adapter.zip exported by LIFT Studio") from exc
 
 
 class LiftClassifier(ClassifierMixin, _LiftBase):

@@ -7,6 +7,7 @@ import pytest
 
 from lift_core.builtin import load_builtin
 from lift_core.config import LiftConfig, LoraSettings, TrainSettings
+from lift_core.errors import LiftError
 from lift_core.estimator import LiftClassifier, LiftRegressor, load_estimator
 from lift_core.training import TrainingCancelled
 
@@ -114,6 +115,23 @@ def test_an_adapter_trained_in_full_precision_is_not_loaded_on_4bit_weights(fitt
     with pytest.raises(Loaded):
         load_estimator(folder)
     assert asked == ["none"]
+
+
+@pytest.mark.parametrize("state", [
+    "[1]",
+    '{"task": "classification", "config": 5, "features": ["a"]}',
+    '{"task": "classification", "config": {"model": 5}, "features": ["a"], "target": "y"}',
+    '{"task": "regression", "config": {"model": "tiny"}, "features": ["a"], "target": "y"}',  # no y_mean
+    '{"task": "classification", "config": {"model": "tiny", "train": {"epochs": -1}}, "features": ["a"]}',
+    "{not json",
+])
+def test_a_damaged_state_file_is_refused_before_any_model_loads(tmp_path, monkeypatch, state):
+    from lift_core import estimator
+
+    (tmp_path / estimator.STATE_FILE).write_text(state)
+    monkeypatch.setattr(estimator, "load_model", lambda *a: pytest.fail("loaded a model for a damaged adapter"))
+    with pytest.raises(LiftError, match="holds no LIFT Studio adapter|epochs must be"):
+        load_estimator(tmp_path)
 
 
 def test_generate_mode_counts_invalid_answers(fitted, iris):
