@@ -27,10 +27,9 @@ import psutil
 from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest, clear_checkpoints
 from lift_core.runs_table import rerun_request
-from lift_core.store import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, RunStore
+from lift_core.store import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, WORKER_LOG, RunStore
 from lift_core.training import CHECKPOINT_MINUTES, checkpoint_step, latest_checkpoint
 
-WORKER_LOG = "worker.log"
 CHECKPOINTS = "checkpoints"  # in a LIFT run's folder: what "carry on" starts from
 ROOT = Path(__file__).resolve().parents[1]
 

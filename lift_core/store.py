@@ -113,11 +113,25 @@ def _process_alive(pid: int, started: float | None) -> bool:
     return True
 
 
-def _died_message(pid: int) -> str:
-    return (
-        f"the training process (pid {pid}) ended without reporting a result — "
-        "it was killed or crashed; see the log"
-    )
+WORKER_LOG = "worker.log"  # a queued run's worker writes its stdout and stderr here
+WORKER_LOG_LINES = 20  # how much of it a run that died without a word gets in its log
+
+
+def _last_output(folder: Path) -> list[str]:
+    try:
+        with open(folder / WORKER_LOG, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+    return [line for line in lines if line.strip()][-WORKER_LOG_LINES:]
+
+
+def _died_message(pid: int, output: bool) -> str:
+    where = ("its last output is at the end of the log" if output else
+             "it left no output here (a command-line run's is in its terminal; a process the system "
+             "ended for lack of memory leaves none)")
+    return f"the training process (pid {pid}) ended without reporting a result — it was killed or crashed; {where}"
 
 
 class RunStore:
@@ -446,12 +460,13 @@ class RunStore:
             return []
         changed = []
         now = time.time()
+        output = {row["id"]: _last_output(self.runs_root / row["id"]) for row in dead}
         with self._tx(write=True) as conn:
             for row in dead:
                 if row["cancel_requested"]:
                     status, error = CANCELLED, None
                 else:
-                    status, error = FAILED, _died_message(row["pid"])
+                    status, error = FAILED, _died_message(row["pid"], bool(output[row["id"]]))
                 # Only if nothing changed meanwhile: the trainer may have finished, then exited.
                 cur = conn.execute(
                     "UPDATE runs SET status = ?, finished = ?, error = ? "
@@ -460,6 +475,11 @@ class RunStore:
                 )
                 if cur.rowcount:
                     changed.append(row["id"])
+        for run_id in changed:  # a crash's traceback or last words, where the Log panel shows them
+            if output[run_id] and self.get(run_id)["status"] == FAILED:
+                self.log(run_id, f"the training process's last output ({WORKER_LOG}):")
+                for line in output[run_id]:
+                    self.log(run_id, line)
         return changed
 
     # -- events and logs ---------------------------------------------------------------------

@@ -20,6 +20,8 @@ from lift_core.store import (
     QUEUED,
     RUNNING,
     SUCCEEDED,
+    WORKER_LOG,
+    WORKER_LOG_LINES,
     RunStore,
     workspace_dir,
 )
@@ -208,11 +210,33 @@ def test_reconcile_marks_a_killed_process_failed(store: RunStore) -> None:
     run = store.get(rid)
     assert run["status"] == FAILED
     assert run["error"] == (
-        f"the training process (pid {proc.pid}) ended without reporting a result — "
-        "it was killed or crashed; see the log"
+        f"the training process (pid {proc.pid}) ended without reporting a result — it was killed or "
+        "crashed; it left no output here (a command-line run's is in its terminal; a process the system "
+        "ended for lack of memory leaves none)"
     )
     assert run["finished"] is not None
     assert store.reconcile() == []
+    assert store.log_tail(rid) == []
+
+
+def test_a_worker_that_dies_without_a_word_gets_its_last_output_in_the_log(store: RunStore) -> None:
+    """A crash before the run could record anything (an old config, a native crash) leaves only
+    its worker's stdout and stderr: the log the page shows must hold their end."""
+    rid = store.create_run({})
+    lines = [f"line {i}" for i in range(30)] + ["", "Traceback (most recent call last):", "TypeError: boom"]
+    (store.run_dir(rid) / WORKER_LOG).write_text("\n".join(lines) + "\n")
+    proc = _sleeper()
+    store.mark_running(rid, proc.pid)
+    proc.kill()
+    proc.wait()
+    assert store.reconcile() == [rid]
+    run = store.get(rid)
+    assert run["status"] == FAILED and run["error"].endswith("its last output is at the end of the log")
+    tail = store.log_tail(rid)
+    assert tail[0] == f"the training process's last output ({WORKER_LOG}):"
+    assert tail[1:] == [line for line in lines if line][-WORKER_LOG_LINES:]
+    assert tail[-1] == "TypeError: boom"
+    assert store.reconcile() == [] and len(store.log_tail(rid)) == len(tail)  # logged once
 
 
 def test_reconcile_treats_a_zombie_as_dead(store: RunStore) -> None:
