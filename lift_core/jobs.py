@@ -216,12 +216,13 @@ STOP_WAIT_S = 30.0  # the longest a stopped run is given to finish its step and 
 def stop(run_id: str, store: RunStore | None = None, grace_s: float = 5.0) -> None:
     """Cancel a run: ask it to stop after the step in progress (a LIFT run keeps that step as a
     checkpoint, so carrying on loses nothing), give it about two steps' time to do so, then end its
-    whole process group so its memory is freed."""
+    processes so its memory is freed."""
     store = store or RunStore()
-    run = store.get(run_id)
-    if run is None:
+    if store.get(run_id) is None:
         raise LiftError(f"no run {run_id!r} to stop")
-    store.request_cancel(run_id)
+    with _dispatch_lock(store):  # not between dispatch's choosing this queued run and starting it
+        store.request_cancel(run_id)
+        run = store.get(run_id)  # a queued run is cancelled now; one dispatch just started is running
     if run["status"] == RUNNING and run.get("pid"):
         _end(int(run["pid"]), run.get("pgid"), grace_s, settle_s=_settle_seconds(store, run_id))
     store.reconcile()

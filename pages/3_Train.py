@@ -125,8 +125,8 @@ def epochs_setting(train, train_rows: int | None) -> None:
 def live_run(run_id: str, drawn_active: bool) -> None:
     """The run panel; polled every 2 s while the run is active (see below)."""
     store = RunStore()
-    jobs.dispatch(store)  # keeps the queue moving even if a worker died
     try:
+        jobs.dispatch(store)  # keeps the queue moving even if a worker died
         view = progress_view(store, run_id)
     except LiftError as exc:
         st.error(str(exc))
