@@ -12,6 +12,7 @@ import io
 import json
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -31,6 +32,9 @@ _SNIFF_BYTES = 8192
 _MAGIC = {b"PAR1": "parquet", b"PK\x03\x04": "xlsx", b"\xd0\xcf\x11\xe0": "xls"}
 _EXCEL_ENGINES = {"xlsx": "openpyxl", "xls": "xlrd"}
 _DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d+(,\d+)?\s*$")
+# An .xlsx is a zip and a Parquet file compresses its columns: what they unpack to may be this many
+# times the upload limit, not more (a few-MB sheet of repeated cells can unpack to gigabytes).
+UNPACK_FACTOR = 5
 
 
 # ----------------------------------------------------------------------------------- reading
@@ -52,7 +56,9 @@ def read_table(
     data, label = _raw_bytes(source, name, max_bytes)
     if not data.strip():
         raise LiftError(f"{label} is empty; choose a file with a header row and data rows")
-    frame = _parse(data, _kind(data, label), label)
+    kind = _kind(data, label)
+    _check_unpacked_size(data, kind, label, UNPACK_FACTOR * max_bytes)
+    frame = _parse(data, kind, label)
     frame = _clean(frame)
     if frame.shape[1] == 0 or len(frame) == 0:
         raise LiftError(f"{label} has no data rows; choose a file with a header row and data rows")
@@ -108,6 +114,32 @@ def _kind(data: bytes, label: str) -> str:
     if ext in (".json", ".jsonl", ".ndjson"):
         return "json"
     return "tsv" if ext == ".tsv" else "text"
+
+
+def _check_unpacked_size(data: bytes, kind: str, label: str, limit: int) -> None:
+    """Refuse a workbook or Parquet file whose contents unpack past ``limit``, from the sizes its
+    own directory declares (zipfile never inflates a member past its declared size) or, for
+    Parquet, at least 8 bytes a cell, before any parser holds it in memory. A damaged file is left
+    to the parser, which says so."""
+    size = None
+    if kind == "xlsx":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                size = sum(info.file_size for info in zf.infolist())
+        except (zipfile.BadZipFile, OSError):
+            return
+    elif kind == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.ParquetFile(io.BytesIO(data)).metadata
+            size = max(sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)),
+                       8 * meta.num_rows * meta.num_columns)  # run-length encoded, a repeated value is ~free
+        except Exception:  # noqa: BLE001 - pyarrow raises many types for a damaged file; _parse reports it
+            return
+    if size is not None and size > limit:
+        raise LiftError(f"{label} unpacks to {_size_text(size)}, more than the {_size_text(limit)} this app reads "
+                        f"from a {kind} file; use a sample of its rows")
 
 
 def _parse(data: bytes, kind: str, label: str) -> pd.DataFrame:

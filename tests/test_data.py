@@ -143,6 +143,22 @@ def test_fake_parquet_and_too_large(tmp_path):
     _error("raise max_bytes", path, max_bytes=50)
 
 
+@pytest.mark.parametrize("fmt", ["xlsx", "parquet"])
+def test_a_small_file_that_unpacks_past_the_limit_is_refused_before_it_is_parsed(fmt, monkeypatch):
+    """A few kB of repeated cells can unpack to gigabytes inside the app's process."""
+    from lift_core import data
+
+    buffer = io.BytesIO()
+    frame = pd.DataFrame({f"c{i}": ["same text in every cell"] * 3000 for i in range(8)})
+    frame.to_excel(buffer, index=False) if fmt == "xlsx" else frame.to_parquet(buffer)
+    packed = buffer.getvalue()
+    monkeypatch.setattr(data, "_parse", lambda *a: pytest.fail("parsed a file past the limit"))
+    _error(f"unpacks to .*this app reads from a {fmt} file; use a sample of its rows", packed, name=f"t.{fmt}",
+           max_bytes=len(packed) + 1)  # within the upload limit itself
+    monkeypatch.undo()
+    assert read_table(packed, name=f"t.{fmt}", max_bytes=10 * len(packed)).shape == (3000, 8)
+
+
 def test_ragged_rows_and_bad_json():
     assert "line 3" in _error("every row has as many fields", b"a,b\n1,2\n3,4,5,6\n", name="r.csv")
     assert "line 2" in _error("not valid JSON", b'{"a": 1}\n{"a": \n', name="r.jsonl")
