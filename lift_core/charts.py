@@ -591,8 +591,9 @@ def region_baselines(doc: dict) -> list[str]:
     return [n for n, e in doc.get("models", {}).items() if n != LIFT and _number(e.get(main)) is not None]
 
 
-def lift_predictor(adapter_zip: Path) -> Callable[..., np.ndarray]:
-    """The run's LIFT model rebuilt from its adapter zip; call it as ``predict(X, progress=...)``."""
+def lift_predictor(adapter_zip: Path, trust_remote_code: bool = False) -> Callable[..., np.ndarray]:
+    """The run's LIFT model rebuilt from its adapter zip; call it as ``predict(X, progress=...)``.
+    ``trust_remote_code``: the run's own setting (``runs_table.allowed_remote_code``)."""
     from lift_core.bundle import read_bundle
     from lift_core.estimator import load_estimator
 
@@ -600,7 +601,7 @@ def lift_predictor(adapter_zip: Path) -> Callable[..., np.ndarray]:
         raise LiftError(f"the run has no adapter file {adapter_zip}; it cannot predict new points")
     with tempfile.TemporaryDirectory(prefix="lift-regions-") as tmp:
         read_bundle(adapter_zip, Path(tmp))
-        est = load_estimator(Path(tmp) / "adapter")  # weights are in memory once loaded
+        est = load_estimator(Path(tmp) / "adapter", trust_remote_code)  # weights are in memory once loaded
     return est.predict
 
 

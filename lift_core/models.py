@@ -184,6 +184,10 @@ def load_tokenizer(ref: str, trust_remote_code: bool = False):
 
 def load_failure_message(ref: str, exc: Exception) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "trust_remote_code" in str(exc) or "custom code" in str(exc):  # transformers' words for it
+        return (f"model {ref!r} ships its own Python code, which LIFT Studio runs only when you allow it: "
+                "tick 'Allow the model's own code (trust_remote_code)' (--trust-remote-code on the command "
+                "line) if you trust this model, or choose another")
     return (f"could not load model {ref!r} ({first[:200]}); use 'bundled', 'tiny', a local folder "
             "holding config.json and weights, or a hub id (which needs internet)")
 

@@ -82,3 +82,10 @@ def rerun_request(run: dict[str, Any]) -> RunRequest:
             f"run '{run.get('id')}' does not record the settings it was started with, so it cannot "
             "be re-run; set up the same run on the Data, Prompts and Train pages instead"
         ) from exc
+
+
+def allowed_remote_code(run: dict[str, Any]) -> bool:
+    """Whether the person who started this run allowed its hub model's own code: predicting with
+    their own run again asks no second time (an uploaded zip's say is never taken)."""
+    request = (run.get("config") or {}).get("request") or {}
+    return (request.get("lift") or {}).get("trust_remote_code") is True

@@ -9,6 +9,7 @@ import streamlit as st
 from lift_core import charts
 from lift_core.errors import LiftError
 from lift_core.progress import format_duration, more_epochs_advice
+from lift_core.runs_table import allowed_remote_code
 from lift_core.store import ACTIVE, SUCCEEDED, RunStore
 
 st.set_page_config(page_title="Results · LIFT Studio", layout="wide")
@@ -184,7 +185,8 @@ if features:
         bar = st.progress(0.0, text="Preparing the model …")
         try:
             if who == "lift":
-                lift_predict = charts.lift_predictor(store.run_dir(choice) / "adapter.zip")
+                lift_predict = charts.lift_predictor(store.run_dir(choice) / "adapter.zip",
+                                                     allowed_remote_code(run))
 
                 def predict(X):
                     return lift_predict(X, progress=lambda done, total: bar.progress(

@@ -11,6 +11,7 @@ from lift_core.bundle import read_bundle, read_manifest
 from lift_core.data import read_table
 from lift_core.errors import LiftError
 from lift_core.estimator import STATE_FILE, check_features, input_kind, load_estimator, predictions_table
+from lift_core.runs_table import allowed_remote_code
 from lift_core.store import SUCCEEDED, RunStore
 
 RESULT_KEY = "predict_result"
@@ -19,9 +20,9 @@ FROM_TABLE, FROM_FORM = "Upload a table", "Fill in one row"
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def _estimator(adapter_dir: str, mtime_ns: int):
+def _estimator(adapter_dir: str, mtime_ns: int, trust_remote_code: bool):
     """The model, loaded once per adapter folder version and shared; the lock serializes its use."""
-    return load_estimator(Path(adapter_dir)), threading.Lock()
+    return load_estimator(Path(adapter_dir), trust_remote_code), threading.Lock()
 
 
 def _unpacked(zip_bytes: bytes, digest: str, root: Path) -> Path:
@@ -65,12 +66,17 @@ if source == FROM_RUN:
                  "Run it again from the Runs page.")
         st.stop()
     zip_bytes, zip_name = zip_path.read_bytes(), f"lift-adapter-{run_id}.zip"
+    trust_remote_code = allowed_remote_code(by_id[run_id])  # as its owner chose when training it
 else:
     upload = st.file_uploader("Adapter zip (downloaded from this page earlier)", type="zip")
     if upload is None:
         st.info("Upload an adapter zip to predict with it.")
         st.stop()
     zip_bytes, zip_name = upload.getvalue(), upload.name
+    trust_remote_code = st.checkbox(
+        "Allow the model's own code (trust_remote_code)", value=False, key="predict_trust_remote_code",
+        help="Some hub models ship Python code; only allow it for models you trust. A zip cannot switch "
+             "this on by itself.")
 
 try:
     manifest = read_manifest(zip_bytes)
@@ -143,7 +149,8 @@ if frame is not None:
         adapter_dir = _unpacked(zip_bytes, digest, store.root)
         state = adapter_dir / STATE_FILE
         with st.spinner("Loading the model (only the first time) and predicting…"):
-            est, lock = _estimator(str(adapter_dir), state.stat().st_mtime_ns if state.exists() else 0)
+            est, lock = _estimator(str(adapter_dir), state.stat().st_mtime_ns if state.exists() else 0,
+                                   trust_remote_code)
             with lock:
                 st.session_state[RESULT_KEY] = (digest, predictions_table(est, frame))
     except LiftError as exc:

@@ -100,6 +100,8 @@ def test_adapter_zip_upload_good_and_malformed(workspace):
     at.run()
     assert not at.exception and not at.error
     assert "`tiny`" in at.markdown[0].value
+    [trust] = [c for c in at.checkbox if c.key == "predict_trust_remote_code"]
+    assert trust.value is False  # an uploaded zip never switches on a model's own code by itself
 
     at.file_uploader[0].set_value(("adapter.zip", b"PK\x03\x04 this is not a zip", "application/zip"))
     at.run()

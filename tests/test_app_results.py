@@ -214,7 +214,8 @@ def test_decision_regions_for_two_numeric_features(monkeypatch):
     # LIFT's own predictor is tested in test_charts; here: the page feeds it the grid with a progress bar
     seen = []
 
-    def fake_lift(adapter_zip):
+    def fake_lift(adapter_zip, trust_remote_code):
+        assert trust_remote_code is False  # the run did not allow its model's own code
         def predict(X, progress=None):
             seen.append(len(X))
             progress(len(X), len(X))

@@ -72,6 +72,15 @@ def test_a_model_that_cannot_be_found_is_a_clear_error(tmp_path):
         load_model(str(tmp_path / "empty"))
 
 
+def test_a_model_with_its_own_code_says_how_to_allow_it(tmp_path):
+    folder = tmp_path / "custom"
+    load_model("tiny").tokenizer.save_pretrained(folder)
+    (folder / "config.json").write_text(
+        '{"model_type": "mything", "auto_map": {"AutoConfig": "c.C", "AutoModelForCausalLM": "m.M"}}')
+    with pytest.raises(LiftError, match="ships its own Python code.*tick 'Allow the model's own code"):
+        load_model(str(folder))
+
+
 def test_lora_on_all_linear_layers_by_default():
     model = attach_lora(load_model("tiny").model, LoraSettings(r=4, alpha=8), quantized=False)
     # GPT-2 (2 layers, width 64): c_attn 64→192, attn c_proj 64→64, c_fc 64→256, mlp c_proj 256→64.

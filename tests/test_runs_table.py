@@ -6,7 +6,7 @@ import pytest
 from lift_core.config import LiftConfig
 from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest
-from lift_core.runs_table import COLUMNS, rerun_request, runs_overview
+from lift_core.runs_table import COLUMNS, allowed_remote_code, rerun_request, runs_overview
 
 T0 = 1_700_000_000.0
 
@@ -65,3 +65,11 @@ def test_rerun_request_round_trips_the_settings():
 def test_rerun_request_without_settings_is_a_lift_error():
     with pytest.raises(LiftError, match="cannot be re-run"):
         rerun_request(_run(config=None))
+
+
+def test_a_run_allows_remote_code_only_when_its_request_said_so():
+    allowed = RunRequest(data="iris", lift=LiftConfig(model="tiny", trust_remote_code=True)).to_dict()
+    assert allowed_remote_code(_run(config={"request": allowed}))
+    assert not allowed_remote_code(_run(config={"request": RunRequest(data="iris").to_dict()}))
+    assert not allowed_remote_code(_run(config={"request": {"lift": {"trust_remote_code": "yes"}}}))
+    assert not allowed_remote_code(_run())
