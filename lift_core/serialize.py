@@ -38,7 +38,8 @@ class PromptSpec:
     ``template`` is a name from TEMPLATES or a custom text with ``{column}`` placeholders (write
     ``{{`` and ``}}`` for literal braces). ``precision`` is the number of decimals for real-valued
     features (None: automatic, at most 4 decimals as in LIFT's code but at least 4 significant
-    digits, trailing zeros dropped; the nameless LIFT template defaults to 2, as in the paper).
+    digits, trailing zeros dropped; the nameless LIFT template defaults to 2 for classification, as in
+    the paper's "x1=5.10", and keeps the automatic precision for regression, its "x1=-3.1416").
     ``verbalizer`` maps a class value (as text) to its answer text; a class missing from it answers
     with its own value. ``end_marker`` follows every answer so the model learns
     where an answer stops (``<eos>`` = the tokenizer's end token).
@@ -139,7 +140,8 @@ class Serializer:
         self.task = task
         self.classes = list(classes) if classes is not None else None
         self.question = default_question(spec, target, task)
-        self.precision = spec.precision if spec.precision is not None or spec.template != "lift" else 2
+        nameless_class = spec.template == "lift" and task == "classification"  # the paper's "x1=5.10"
+        self.precision = spec.precision if spec.precision is not None or not nameless_class else 2
         if not spec.is_named:
             self._check_custom_template()
         if task == "classification":

@@ -94,7 +94,8 @@ with c1:
     decimals = st.selectbox("Decimals for numbers", PRECISIONS, key="precision",
                             help="'auto' rounds to 4 decimals as LIFT's code does, keeps 4 significant digits of "
                                  "smaller values and drops trailing zeros: 5.1 stays 5.1, 0.07871 stays, "
-                                 "-0.3936957105780956 becomes -0.3937 (the nameless LIFT template uses 2).")
+                                 "-0.3936957105780956 becomes -0.3937 (the nameless LIFT template uses 2 for a class "
+                                 "target, as in the paper).")
     precision = None if decimals == AUTO else int(decimals)
 with c2:
     seed("end_marker", spec.end_marker)

@@ -99,7 +99,7 @@ def test_verbalizer_and_duplicate_answers():
 
 def test_regression_answer_and_question():
     s = Serializer(PromptSpec(template="lift"), ["x1"], "y", "regression")
-    assert s.prompt({"x1": -3.14159}) == "When we have x1=-3.14, what should be the y value?"
+    assert s.prompt({"x1": -3.14159}) == "When we have x1=-3.1416, what should be the y value?"  # LIFT's %.4f
     assert s.answer(0.123456) == "0.1235"
     assert format_number_answer(12345.6) == "12350"
     assert format_number_answer(-0.000012345) == "-0.00001234"
