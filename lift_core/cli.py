@@ -238,9 +238,25 @@ def _cmd_carry_on(args: argparse.Namespace) -> int:
 
 
 def _no_files(*flags: tuple[str, Path | None]) -> None:
+    """Output folders checked before any training: a path that cannot become a folder fails
+    there, after the run's work is done, otherwise."""
     for flag, folder in flags:
-        if folder is not None and folder.exists() and not folder.is_dir():
+        if folder is None:
+            continue
+        if folder.exists() and not folder.is_dir():
             raise LiftError(f"{flag} {folder} is a file; give a folder (it is created if missing)")
+        _creatable(flag, folder)
+
+
+def _creatable(flag: str, path: Path) -> None:
+    """``path`` can be made: its nearest existing parent is a folder this process may write in."""
+    parent = path.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if path.absolute() != parent and not parent.is_dir():
+        raise LiftError(f"{flag} {path}: {parent} is a file, so nothing can be made inside it; give another path")
+    if not os.access(parent if parent.is_dir() else parent.parent, os.W_OK):
+        raise LiftError(f"{flag} {path}: {parent} is not writable by you; give another path")
 
 
 def _train_here(request, store, run_id: str, out: Path | None, checkpoint_dir: Path | None) -> int:
@@ -303,6 +319,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     if args.out.is_dir():
         raise LiftError(f"--out {args.out} is a folder; give a file name such as {args.out / 'predictions.csv'}")
+    _creatable("--out", args.out)  # before the model loads and predicts, not after
     frame = read_table(args.data)
     if not args.adapter.exists():
         raise LiftError(f"no such adapter file: {args.adapter}; give the adapter.zip a run wrote")

@@ -28,6 +28,17 @@ AUTO_LR_BASE = 2e-3  # chosen on iris, 24 steps an epoch at batch 4 (docs/iris-d
 AUTO_LR_STEPS = 32  # steps an epoch up to which the base rate holds
 AUTO_EPOCHS = 8  # chosen on iris (docs/iris-defaults.md); every table of the accuracy suite trains for it
 MIN_STEPS = 100  # optimizer steps automatic epochs reach on small tables (auto_epochs)
+# The ranges validate accepts, which are also the Train page's input limits: a run set up on the
+# command line must open on the page (a value outside a number input's limits is an error there).
+LEARNING_RATE_RANGE = (1e-6, 0.5)
+LORA_DROPOUT_RANGE = (0.0, 0.9)
+WARMUP_RANGE = (0.0, 0.95)
+WEIGHT_DECAY_RANGE = (0.0, 1.0)
+SEED_RANGE = (0, 2**32 - 1)  # numpy's and torch's seeds
+
+
+def in_range(value: Any, bounds: tuple[float, float]) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and bounds[0] <= value <= bounds[1]
 
 
 def steps_per_epoch(train_rows: int, batch_size: int, grad_accum: int = 1) -> int:
@@ -155,14 +166,20 @@ class LiftConfig:
             (t.epochs == AUTO or (isinstance(t.epochs, numbers.Integral) and not isinstance(t.epochs, bool)
                                   and t.epochs >= 1),
              f"epochs must be 'auto' or a whole number of at least 1 (not {t.epochs!r}); try 'auto'"),
-            (t.learning_rate == AUTO or (isinstance(t.learning_rate, (int, float)) and 0 < t.learning_rate < 1),
-             f"learning rate must be 'auto' or a number between 0 and 1 (not {t.learning_rate!r}); try 'auto'"),
+            (t.learning_rate == AUTO or in_range(t.learning_rate, LEARNING_RATE_RANGE),
+             f"learning rate must be 'auto' or a number from {LEARNING_RATE_RANGE[0]:g} to "
+             f"{LEARNING_RATE_RANGE[1]:g} (not {t.learning_rate!r}); try 'auto'"),
             (t.batch_size >= 1, "batch size must be at least 1"),
             (t.grad_accum >= 1, "gradient accumulation must be at least 1"),
-            (0 <= t.warmup_ratio < 1, "warmup ratio must be in [0, 1)"),
+            (in_range(t.warmup_ratio, WARMUP_RANGE), f"warmup ratio must be from 0 to {WARMUP_RANGE[1]:g}"),
+            (in_range(t.weight_decay, WEIGHT_DECAY_RANGE), f"weight decay must be from 0 to {WEIGHT_DECAY_RANGE[1]:g}"),
             (t.early_stopping_patience >= 0, "early-stopping patience must be 0 (off) or more"),
+            (isinstance(t.seed, numbers.Integral) and in_range(t.seed, SEED_RANGE),
+             f"the training seed must be a whole number from 0 to {SEED_RANGE[1]} (not {t.seed!r})"),
             (self.lora.r >= 1, "LoRA rank r must be at least 1"),
-            (0 <= self.lora.dropout < 1, "LoRA dropout must be in [0, 1)"),
+            (self.lora.alpha >= 1, "LoRA alpha must be at least 1"),
+            (in_range(self.lora.dropout, LORA_DROPOUT_RANGE),
+             f"LoRA dropout must be from 0 to {LORA_DROPOUT_RANGE[1]:g}"),
             (self.predict_mode in ("score", "generate"), "predict mode must be 'score' or 'generate'"),
             (self.prompt.precision is None or 0 <= self.prompt.precision <= 12,
              "precision must be between 0 and 12 decimals (or unset for automatic: at most 4, as in LIFT's code)"),

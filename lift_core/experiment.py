@@ -8,6 +8,7 @@ every run, wherever it was started, lands in the same run store with the same fi
 from __future__ import annotations
 
 import json
+import numbers
 import platform
 import shutil
 import time
@@ -25,7 +26,7 @@ import pandas as pd
 from lift_core.baselines import evaluate, run_baselines
 from lift_core.builtin import BUILTIN, load_builtin
 from lift_core.bundle import write_bundle
-from lift_core.config import METHOD_LABELS, PAIR_METHODS, LiftConfig, few_steps_advice
+from lift_core.config import METHOD_LABELS, PAIR_METHODS, SEED_RANGE, LiftConfig, few_steps_advice, in_range
 from lift_core.data import Prepared, Split, limit_train, make_split, prepare, read_table
 from lift_core.errors import LiftError
 from lift_core.examples import check_fits
@@ -71,6 +72,8 @@ class LoadedTable:
 
 def load_table(request: RunRequest) -> LoadedTable:
     """Read, check and split the table a request names (a built-in name or a file path)."""
+    if not (isinstance(request.seed, numbers.Integral) and in_range(request.seed, SEED_RANGE)):
+        raise LiftError(f"the split seed must be a whole number from 0 to {SEED_RANGE[1]} (not {request.seed!r})")
     fixed = None
     if request.data in BUILTIN:
         builtin = load_builtin(request.data, seed=request.seed)

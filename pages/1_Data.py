@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from lift_core.builtin import BUILTIN, load_builtin
+from lift_core.config import SEED_RANGE
 from lift_core.data import MISSING, TASKS, read_table
 from lift_core.draft import get_draft, start_widget
 from lift_core.errors import LiftError
@@ -127,7 +128,8 @@ kept = [f for f in (draft.features or options) if f in options]
 seed("features", kept)
 state["features"] = [f for f in state["features"] if f in options]
 features = st.multiselect("Features (the columns the model reads)", options, key="features")
-split_seed = st.number_input("Split seed", min_value=0, step=1, key="split_seed",
+split_seed = st.number_input("Split seed", min_value=SEED_RANGE[0], max_value=SEED_RANGE[1], step=1,
+                             key="split_seed",
                              help="Which rows go to training and validation; the test rows stay the same "
                                   "for every seed (LIFT's protocol). For LIFT's regression simulations it "
                                   "also draws a new simulation.")

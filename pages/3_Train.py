@@ -7,7 +7,8 @@ import streamlit as st
 
 from lift_core import jobs
 from lift_core.builtin import BUILTIN
-from lift_core.config import (AUTO, AUTO_EPOCHS, METHOD_LABELS, METHODS, MIN_STEPS, PAIR_METHODS, LiftConfig,
+from lift_core.config import (AUTO, AUTO_EPOCHS, LEARNING_RATE_RANGE, LORA_DROPOUT_RANGE, METHOD_LABELS, METHODS,
+                              MIN_STEPS, PAIR_METHODS, SEED_RANGE, WARMUP_RANGE, WEIGHT_DECAY_RANGE, LiftConfig,
                               few_steps_advice)
 from lift_core.draft import resume_draft
 from lift_core.errors import LiftError
@@ -102,7 +103,7 @@ def learning_rate_setting(train, train_rows: int | None) -> None:
     if train.learning_rate == AUTO:  # just unticked: start from what automatic would have used
         train.learning_rate = float(f"{train.resolved_learning_rate(train_rows or 0):.1e}")
     setting("Learning rate", train, DEFAULTS.train, "learning_rate", "Step size of the optimizer (AdamW).",
-            min_value=1e-6, max_value=0.5, step=1e-4, format="%.1e")
+            min_value=LEARNING_RATE_RANGE[0], max_value=LEARNING_RATE_RANGE[1], step=1e-4, format="%.1e")
 
 
 def epochs_setting(train, train_rows: int | None) -> None:
@@ -301,13 +302,13 @@ else:
         setting("Alpha", lora, DEFAULTS.lora, "alpha", "Scale of the LoRA update (often 2 × r).", min_value=1, step=1)
     with c[2]:
         setting("Dropout", lora, DEFAULTS.lora, "dropout", "Dropout on the LoRA input, against overfitting.",
-                min_value=0.0, max_value=0.9, step=0.05, format="%.2f")
+                min_value=LORA_DROPOUT_RANGE[0], max_value=LORA_DROPOUT_RANGE[1], step=0.05, format="%.2f")
 st.markdown("**Training**")
 c = st.columns(4)
 with c[0]:
     setting("Warmup ratio", train, DEFAULTS.train, "warmup_ratio",
             "Share of the steps over which the learning rate ramps up.",
-            min_value=0.0, max_value=0.95, step=0.05, format="%.2f")
+            min_value=WARMUP_RANGE[0], max_value=WARMUP_RANGE[1], step=0.05, format="%.2f")
 with c[1]:
     setting("Batch size", train, DEFAULTS.train, "batch_size", "Rows per step; larger needs more memory.",
             min_value=1, step=1)
@@ -317,13 +318,13 @@ with c[2]:  # after the batch settings: the automatic rate and epochs depend on 
     learning_rate_setting(train, sizes.train_rows if sizes else None)
     epochs_setting(train, sizes.train_rows if sizes else None)
     setting("Weight decay", train, DEFAULTS.train, "weight_decay", "L2 penalty on the LoRA weights.",
-            min_value=0.0, max_value=1.0, step=0.01, format="%.2f")
+            min_value=WEIGHT_DECAY_RANGE[0], max_value=WEIGHT_DECAY_RANGE[1], step=0.01, format="%.2f")
 with c[3]:
     setting("Early-stopping patience", train, DEFAULTS.train, "early_stopping_patience",
             "Stop after this many epochs without a better validation score; 0 = never.", min_value=0, step=1)
     setting("Training seed", train, DEFAULTS.train, "seed",
             "Makes the training repeatable (LoRA initialization, batch order); the split's seed is on the Data page.",
-            min_value=0, step=1)
+            min_value=SEED_RANGE[0], max_value=SEED_RANGE[1], step=1)
 few_steps = few_steps_advice(sizes.train_rows, train) if sizes and not pair_method else None
 if few_steps:
     st.info(few_steps)

@@ -232,6 +232,31 @@ def test_argparse_errors_follow_the_same_contract(capsys):
 # ------------------------------------------------------------------------------- predict
 
 
+def test_out_inside_a_file_is_refused_before_training(capsys, tmp_path):
+    (tmp_path / "taken").write_text("x")
+    msg = one_error_line(capsys, ["run", "--data", "iris", "--model", "tiny", "--out", tmp_path / "taken" / "results"])
+    assert f"{tmp_path / 'taken'} is a file, so nothing can be made inside it" in msg
+    assert no_runs_recorded()
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--seed", "-1"], "seed must be a whole number from 0 to 4294967295"),
+    (["--seed", str(2**32)], "seed must be a whole number"),
+    (["--lr", "0.6"], "learning rate must be 'auto' or a number from 1e-06 to 0.5"),
+])
+def test_values_the_app_could_not_show_are_refused(capsys, flags, message):
+    msg = one_error_line(capsys, ["run", "--data", "iris", "--model", "tiny", *flags])
+    assert message in msg
+    assert no_runs_recorded()
+
+
+def test_predict_out_inside_a_file_is_refused_before_predicting(capsys, tmp_path, rows_csv):
+    (tmp_path / "taken").write_text("x")
+    msg = one_error_line(capsys, ["predict", "--adapter", tmp_path / "adapter.zip", "--data", rows_csv,
+                                  "--out", tmp_path / "taken" / "preds.csv"])
+    assert "is a file, so nothing can be made inside it" in msg
+
+
 def test_predict_missing_adapter(capsys, tmp_path, rows_csv):
     msg = one_error_line(capsys, ["predict", "--adapter", tmp_path / "adapter.zip", "--data", rows_csv,
                                   "--out", tmp_path / "preds.csv"])

@@ -31,10 +31,29 @@ def test_a_saved_config_with_a_number_still_loads():
     assert cfg.train.learning_rate == 2e-3
 
 
-@pytest.mark.parametrize("rate", [0, 1.5, -1e-3, "fast", None])
-def test_a_rate_that_is_neither_auto_nor_between_0_and_1_is_refused(rate):
-    with pytest.raises(LiftError, match="learning rate must be 'auto' or a number between 0 and 1"):
+@pytest.mark.parametrize("rate", [0, 1.5, 0.6, 1e-7, -1e-3, "fast", None, True])
+def test_a_rate_that_is_neither_auto_nor_in_the_pages_range_is_refused(rate):
+    with pytest.raises(LiftError, match="learning rate must be 'auto' or a number from 1e-06 to 0.5"):
         LiftConfig(train=TrainSettings(learning_rate=rate)).validate()
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"train": {"warmup_ratio": 0.99}}, "warmup ratio must be from 0 to 0.95"),
+    ({"train": {"weight_decay": -0.1}}, "weight decay must be from 0 to 1"),
+    ({"train": {"seed": -1}}, "training seed must be a whole number from 0 to 4294967295"),
+    ({"train": {"seed": 2**32}}, "training seed must be a whole number"),
+    ({"lora": {"dropout": 0.95}}, "LoRA dropout must be from 0 to 0.9"),
+    ({"lora": {"alpha": 0}}, "LoRA alpha must be at least 1"),
+])
+def test_settings_outside_the_train_pages_limits_are_refused(settings, message):
+    """What the command line accepts, the Train page must be able to show (its inputs have limits)."""
+    with pytest.raises(LiftError, match=message):
+        LiftConfig.from_dict(settings).validate()
+
+
+def test_the_limits_at_their_edges_are_accepted():
+    LiftConfig.from_dict({"train": {"learning_rate": 0.5, "warmup_ratio": 0.95, "weight_decay": 1.0,
+                                    "seed": 2**32 - 1}, "lora": {"dropout": 0.9}}).validate()
 
 
 def test_auto_epochs_keep_8_and_reach_about_100_steps_on_small_tables():

@@ -220,3 +220,14 @@ def test_accelerate_launch_runs_the_command_line(tmp_path):
     assert metrics["task"] == "classification" and list(metrics["models"]) == ["lift"]
     assert (out / "adapter.zip").is_file()
     assert [r["status"] for r in RunStore(tmp_path / "workspace").list_runs()] == ["succeeded"]
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True])
+def test_a_split_seed_numpy_cannot_take_is_refused_with_its_range(seed):
+    """The Data page's seed box and the command line both reach load_table; sklearn's own error
+    (a ValueError) was a traceback in both."""
+    from lift_core.errors import LiftError
+    from lift_core.experiment import RunRequest, load_table
+
+    with pytest.raises(LiftError, match="split seed must be a whole number from 0 to 4294967295"):
+        load_table(RunRequest(data="iris", seed=seed))
