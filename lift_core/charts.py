@@ -431,7 +431,10 @@ Predict = Callable[[pd.DataFrame], Sequence]
 def _axis(values: pd.Series, grid: int) -> np.ndarray:
     """Grid values over the data's range (5 % margin), rounded to 3 significant digits of the
     range so a language model sees numbers written like those it was trained on."""
-    lo, hi = float(values.min()), float(values.max())
+    finite = values[np.isfinite(values.to_numpy(dtype=float))]
+    if finite.empty:
+        raise LiftError(f"feature {values.name!r} has no finite value in these rows, so it spans no range to draw")
+    lo, hi = float(finite.min()), float(finite.max())
     span = hi - lo or abs(hi) or 1.0
     lo, hi = lo - 0.05 * span, hi + 0.05 * span
     decimals = max(0, 3 - math.floor(math.log10(span)))

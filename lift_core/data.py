@@ -207,7 +207,10 @@ def _delimiter(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()][:50]
 
     def score(delimiter: str) -> tuple[bool, float, int]:
-        widths = [len(row) for row in csv.reader(lines, delimiter=delimiter)]
+        try:
+            widths = [len(row) for row in csv.reader(lines, delimiter=delimiter)]
+        except csv.Error:  # a field past the csv module's 128 kB limit: pandas reads it, this cannot judge
+            return False, 0.0, 0
         agree = sum(w == widths[0] for w in widths) / len(widths)
         return widths[0] > 1, agree, widths[0]
 
@@ -407,6 +410,11 @@ def prepare(
     if no_target.any():
         table = table[~no_target]
         warns.append(f"dropped {int(no_target.sum())} rows whose target {target!r} is missing")
+    nested = table[target].map(lambda v: isinstance(v, (list, dict, set, tuple))) \
+        if table[target].dtype == object else pd.Series(False, index=table.index)
+    if nested.any():  # JSON lines can hold them; a class or a number is one value
+        raise LiftError(f"target {target!r} holds lists or mappings (for example "
+                        f"{_plain(table[target][nested].iloc[0])!r:.60}); pick a column of single values")
 
     n_missing = {f: int(table[f].isna().sum()) for f in features}
     incomplete = table[features].isna().any(axis=1)
@@ -469,8 +477,8 @@ def _resolve_task(y: pd.Series, target: str, task: str | None) -> tuple[str, pd.
                 "regression needs values that vary; pick another target"
             )
         return task, numbers
-    if pd.api.types.is_float_dtype(y) and _integer_valued(y):
-        return task, y.astype("int64")  # 1.0/2.0 labels (a float column from gaps) read as 1/2
+    if pd.api.types.is_float_dtype(y) and _integer_valued(y) and y.abs().max() < 2**53:
+        return task, y.astype("int64")  # 1.0/2.0 labels (a float column from gaps) read as 1/2; 1e20 stays
     return task, y
 
 
@@ -600,10 +608,10 @@ def limit_train(prep: Prepared, split: Split, rows: int, seed: int = 0) -> Split
     if prep.task == "classification":
         codes = prep.frame[prep.target].iloc[split.train].to_numpy()
         _, counts = np.unique(codes, return_counts=True)
-        if counts.min() >= 2 and rows >= len(counts):
+        if counts.min() >= 2 and rows >= len(counts) and len(split.train) - rows >= len(counts):
             stratify = codes
         else:
-            warns.append(f"the {rows} training rows were drawn at random, not stratified: too few rows for "
-                         f"{len(counts)} classes")
+            warns.append(f"the {rows} training rows were drawn at random, not stratified: stratifying "
+                         f"{len(counts)} classes needs 2 rows of each, and {len(counts)} rows kept and left out")
     kept, _ = train_test_split(split.train, train_size=rows, random_state=seed, stratify=stratify)
     return Split(np.sort(kept), split.val, split.test, tuple(warns))

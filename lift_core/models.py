@@ -158,7 +158,11 @@ def model_source(ref: str) -> str | Path:
     """Where a reference loads from: the bundled copy, or the reference itself (folder or hub id)."""
     if ref == BUNDLED:
         return bundled_folder()
-    path = Path(ref).expanduser()
+    try:
+        path = Path(ref).expanduser()
+    except RuntimeError:  # "~someone/..." for a user this machine does not have
+        raise LiftError(f"no model folder at {ref}: this machine has no home folder for "
+                        f"{ref.split('/')[0]!r}; give the folder's full path") from None
     if path.exists():
         return path
     if ref.startswith((".", "/", "~")) or ref.count("/") > 1:  # a path, not an "org/name" hub id

@@ -222,6 +222,13 @@ def test_decision_regions_background_is_the_prediction_over_the_grid():
     assert points == {"hi": 2, "lo": 2}
 
 
+def test_region_grid_spans_the_finite_values_and_refuses_a_feature_with_none():
+    frame = pd.DataFrame({"u": [np.inf, 0.0, 1.0, np.nan], "v": [1.0, 2.0, 3.0, 4.0]})
+    assert charts.region_grid(frame, ["u", "v"], grid=3)["u"].unique().tolist() == [-0.05, 0.5, 1.05]
+    with pytest.raises(LiftError, match="feature 'u' has no finite value"):
+        charts.region_grid(frame.assign(u=[np.inf, -np.inf, np.nan, np.nan]), ["u", "v"])
+
+
 def test_decision_regions_regression_surface_and_refusals():
     frame = pd.DataFrame({"u": [0.0, 1.0], "v": [0.0, 1.0], "y": [0.0, 2.0]})
     fig = charts.decision_regions(lambda X: X["u"] + X["v"], frame, ["u", "v"], "y", grid=5)

@@ -369,6 +369,35 @@ def test_limit_train_keeps_a_stratified_seeded_subset_and_leaves_validation_and_
     assert limit_train(prep, split, 10_000) is split  # more than there are: all of them
 
 
+def test_limit_train_to_all_but_one_row_draws_at_random_and_says_why():
+    """95 of iris's 96 leaves one row out, too few to stratify 3 classes (sklearn raised)."""
+    from lift_core.builtin import load_builtin
+    from lift_core.data import limit_train, make_split, prepare
+
+    b = load_builtin("iris")
+    prep = prepare(b.frame, b.target)
+    split = make_split(prep, seed=0)
+    kept = limit_train(prep, split, len(split.train) - 1)
+    assert len(kept.train) == len(split.train) - 1
+    assert "drawn at random, not stratified" in kept.warnings[-1]
+
+
+def test_a_target_of_lists_is_refused_with_a_message():
+    frame = read_table(b'{"a": 1, "tags": [1, 2]}\n{"a": 2, "tags": [3]}\n', name="x.jsonl")
+    with pytest.raises(LiftError, match=r"target 'tags' holds lists or mappings \(for example \[1, 2\]\)"):
+        prepare(frame, "tags")
+
+
+def test_whole_float_labels_past_int64_stay_distinct_floats():
+    prep = prepare(pd.DataFrame({"x": range(6), "y": [1e20, 2e20] * 3}), "y", task="classification")
+    assert prep.classes == [1e20, 2e20]  # astype(int64) overflowed both to one negative class
+
+
+def test_a_csv_with_a_field_past_the_csv_modules_limit_still_reads():
+    frame = read_table(("a,b\n1," + "x" * 200_000 + "\n2,y\n").encode(), name="big.csv")
+    assert frame.shape == (2, 2) and len(frame.at[0, "b"]) == 200_000
+
+
 def test_limit_train_refuses_fewer_than_two_rows():
     from lift_core.builtin import load_builtin
     from lift_core.data import limit_train, make_split, prepare

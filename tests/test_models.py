@@ -72,6 +72,11 @@ def test_a_model_that_cannot_be_found_is_a_clear_error(tmp_path):
         load_model(str(tmp_path / "empty"))
 
 
+def test_a_home_folder_that_does_not_exist_is_a_clear_error():
+    with pytest.raises(LiftError, match="no home folder for '~nosuchuser'"):
+        load_model("~nosuchuser/model")
+
+
 def test_a_model_with_its_own_code_says_how_to_allow_it(tmp_path):
     folder = tmp_path / "custom"
     load_model("tiny").tokenizer.save_pretrained(folder)
