@@ -28,6 +28,8 @@ AUTO_LR_BASE = 2e-3  # chosen on iris, 24 steps an epoch at batch 4 (docs/iris-d
 AUTO_LR_STEPS = 32  # steps an epoch up to which the base rate holds
 AUTO_EPOCHS = 8  # chosen on iris (docs/iris-defaults.md); every table of the accuracy suite trains for it
 MIN_STEPS = 100  # optimizer steps automatic epochs reach on small tables (auto_epochs)
+# Settings older versions stored that no longer exist: their runs must still open and re-run.
+REMOVED_SETTINGS = {"TrainSettings": ("max_length",)}  # unused, dropped in adadb08
 # The ranges validate accepts, which are also the Train page's input limits: a run set up on the
 # command line must open on the page (a value outside a number input's limits is an error there).
 LEARNING_RATE_RANGE = (1e-6, 0.5)
@@ -144,6 +146,7 @@ class LiftConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LiftConfig":
         def build(kind, values):
+            values = {k: v for k, v in values.items() if k not in REMOVED_SETTINGS.get(kind.__name__, ())}
             known = {f.name for f in fields(kind)}
             unknown = set(values) - known
             if unknown:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
+from lift_core.errors import LiftError
 from lift_core.experiment import RunRequest
 
 DRAFT_KEY = "lift_draft"
@@ -32,8 +33,8 @@ def resume_draft(state: MutableMapping, run: dict[str, Any] | None) -> RunReques
     if DRAFT_KEY not in state and run is not None:
         try:
             set_draft(state, request_of_run(run))
-        except (KeyError, TypeError, ValueError):
-            pass  # a run stored without its request: start from the defaults
+        except (KeyError, TypeError, ValueError, LiftError):
+            pass  # a run stored without its request, or with settings this version lacks: the defaults
     return get_draft(state)
 
 

@@ -59,6 +59,27 @@ def test_delete_asks_first_then_removes_the_run(finished_run, finished_copy):
     assert RunStore(source).get(run_id) is not None  # the shared fixture is untouched
 
 
+def test_a_click_on_a_run_deleted_in_another_tab_acts_on_no_other_run():
+    """Tab B shows run X; tab A deletes it; B's click on X's Delete… must not ask to delete the
+    newest run, which B now falls back to showing."""
+    store = RunStore()
+    x = store.create_run({}, name="older", dataset="iris", model="tiny", method="lift")
+    store.finish(x, "failed", error="boom")
+    newest = store.create_run({}, name="newer", dataset="iris", model="tiny", method="lift")
+    store.finish(newest, "failed", error="boom")
+    at = _page(x)
+    assert at.selectbox[0].value == x
+    store.delete(x)  # in another tab
+    [delete] = [b for b in at.button if b.label == "Delete…"]
+    delete.click()
+    at.run()
+    assert not at.exception
+    assert at.selectbox[0].value == newest
+    warnings = [w.value for w in at.warning]
+    assert any(f"Run {x} is no longer in the workspace" in w for w in warnings)
+    assert not any("cannot be undone" in w for w in warnings)  # no delete of the newest run offered
+
+
 def confirm_delete(at) -> None:
     """Click Delete… and then Yes, delete it, as a person would."""
     [delete] = [b for b in at.button if b.label == "Delete…"]

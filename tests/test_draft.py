@@ -24,3 +24,15 @@ def test_a_run_without_its_request_leaves_the_defaults():
     state = {}
     assert resume_draft(state, {"config": None}).data == "iris"
     assert DRAFT_KEY in state
+
+
+def test_a_run_stored_with_a_setting_since_removed_still_resumes():
+    request = RunRequest(data="wine", lift=LiftConfig(model="tiny")).to_dict()
+    request["lift"]["train"]["max_length"] = None  # as the first versions stored it
+    assert resume_draft({}, {"config": {"request": request}}).data == "wine"
+
+
+def test_a_run_whose_settings_this_version_cannot_read_leaves_the_defaults():
+    request = RunRequest(data="wine").to_dict()
+    request["lift"]["train"]["from_the_future"] = 1
+    assert resume_draft({}, {"config": {"request": request}}).data == "iris"
